@@ -1,0 +1,143 @@
+# libtrm: GNU Makefile. meson.build builds the same sources and installs the same files.
+#
+#   make                     the libraries (build/libtrm.so*, build/libtrm.a), libtrm.pc, examples
+#   make check               every test: unit tests (Check), conformance against the reference
+#   make demo                step through the model in models/ and print the answer per step
+#   make install PREFIX=/usr/local [DESTDIR=...]
+#   make docs                Doxygen HTML in build/docs (fails on any warning)
+
+VERSION     := 0.1.0
+SOVERSION   := 0
+PREFIX      ?= /usr/local
+LIBDIR      ?= $(PREFIX)/lib
+INCLUDEDIR  ?= $(PREFIX)/include
+BINDIR      ?= $(PREFIX)/bin
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+CC          ?= cc
+CFLAGS      ?= -O2 -g
+WARNINGS    := -std=c11 -Wall -Wextra -Wpedantic -Werror
+LIB_CFLAGS  := $(WARNINGS) -Iinclude -fvisibility=hidden -pthread $(CFLAGS)
+PYTHON      ?= python3
+B           := build
+
+LIB_SRCS := lib/error.c lib/model.c lib/session.c lib/net.c lib/pool.c \
+            lib/format/json.c lib/format/safetensors.c lib/kernels/gemm.c
+LIB_HDRS := include/trm.h lib/internal.h lib/format/json.h lib/format/safetensors.h
+PIC_OBJS := $(LIB_SRCS:%.c=$(B)/pic/%.o)
+STATIC_OBJS := $(LIB_SRCS:%.c=$(B)/static/%.o)
+
+SONAME   := libtrm.so.$(SOVERSION)
+SHARED   := $(B)/libtrm.so.$(VERSION)
+STATIC   := $(B)/libtrm.a
+PCFILE   := $(B)/libtrm.pc
+
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -pthread)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+
+.PHONY: all check demo install uninstall docs clean
+all: $(SHARED) $(B)/libtrm.so $(STATIC) $(PCFILE) $(B)/examples/step
+
+$(B)/pic/%.o: %.c $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -fPIC -c $< -o $@
+
+$(B)/static/%.o: %.c $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(SHARED): $(PIC_OBJS) lib/libtrm.map
+	$(CC) -shared -pthread -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libtrm.map -Wl,--no-undefined \
+	  $(LDFLAGS) -o $@ $(PIC_OBJS) -lm
+
+$(B)/libtrm.so: $(SHARED)
+	ln -sf libtrm.so.$(VERSION) $(B)/$(SONAME)
+	ln -sf $(SONAME) $@
+
+$(STATIC): $(STATIC_OBJS)
+	rm -f $@
+	ar rcs $@ $(STATIC_OBJS)
+
+$(PCFILE): libtrm.pc.in Makefile
+	@mkdir -p $(B)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# ---- examples: linked against the shared library of the build tree ----
+
+EXAMPLE_LDFLAGS := -L$(B) -Wl,-rpath,'$$ORIGIN/..' -ltrm
+
+$(B)/examples/step: examples/c/step.c include/trm.h $(B)/libtrm.so
+	@mkdir -p $(dir $@)
+	$(CC) $(WARNINGS) -Iinclude $(CFLAGS) $< -o $@ $(EXAMPLE_LDFLAGS)
+
+demo: all
+	$(B)/examples/step models/demo.safetensors
+
+# ---- tests ----
+
+TEST_CFLAGS := $(WARNINGS) -Iinclude -Ilib $(CFLAGS) $(CHECK_CFLAGS)
+CONF_CASES  := conf_att_rope conf_mlpt conf_att_learned_pad conf_att_rope_bf16
+
+$(B)/tests/test_api: tests/test_api.c tests/model_builder.c tests/model_builder.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) tests/test_api.c tests/model_builder.c -o $@ $(STATIC) $(CHECK_LIBS) -lm -pthread
+
+$(B)/tests/test_loader: tests/test_loader.c tests/model_builder.c tests/model_builder.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) tests/test_loader.c tests/model_builder.c -o $@ $(STATIC) $(CHECK_LIBS) -lm -pthread
+
+$(B)/tests/conformance: tests/conformance.c tests/npy.c tests/npy.h $(B)/libtrm.so
+	@mkdir -p $(dir $@)
+	$(CC) $(WARNINGS) -Iinclude $(CFLAGS) tests/conformance.c tests/npy.c -o $@ -L$(B) -Wl,-rpath,'$$ORIGIN/..' -ltrm -lm
+
+# each case: the reference checkpoint converted by trm-convert, its outputs unpacked to .npy
+$(B)/conformance/%/model.safetensors: tests/conformance/%.pt tests/conformance/%.yaml tools/trm-convert
+	@mkdir -p $(dir $@)
+	$(PYTHON) tools/trm-convert $< --config tests/conformance/$*.yaml -o $@
+
+$(B)/conformance/%/ref.stamp: tests/conformance/%.npz tests/conformance/unpack_npz.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) tests/conformance/unpack_npz.py $< $(dir $@)
+	touch $@
+
+CONF_DEPS := $(foreach c,$(CONF_CASES),$(B)/conformance/$(c)/model.safetensors $(B)/conformance/$(c)/ref.stamp)
+TESTS := $(B)/tests/test_api $(B)/tests/test_loader $(B)/tests/conformance
+
+check: all $(TESTS) $(CONF_DEPS)
+	$(B)/tests/test_loader
+	$(B)/tests/test_api
+	@for c in $(CONF_CASES); do \
+	  $(B)/tests/conformance $(B)/conformance/$$c/model.safetensors $(B)/conformance/$$c || exit 1; \
+	done
+	$(B)/examples/step models/demo.safetensors > $(B)/demo.out
+	@grep -q "^step 1" $(B)/demo.out && echo "example: ok"
+
+# ---- install ----
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libtrm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtrm.so
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 644 include/trm.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(PCFILE) $(DESTDIR)$(PKGCONFIGDIR)/
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 tools/trm-convert $(DESTDIR)$(BINDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libtrm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libtrm.so \
+	      $(DESTDIR)$(LIBDIR)/libtrm.a $(DESTDIR)$(INCLUDEDIR)/trm.h $(DESTDIR)$(PKGCONFIGDIR)/libtrm.pc \
+	      $(DESTDIR)$(BINDIR)/trm-convert
+
+# ---- docs ----
+
+docs:
+	@mkdir -p $(B)/docs
+	doxygen docs/Doxyfile 2> $(B)/docs/warnings.log
+	@if [ -s $(B)/docs/warnings.log ]; then cat $(B)/docs/warnings.log; echo "doxygen warnings: failing"; exit 1; fi
+	@echo "docs: $(B)/docs/html/index.html"
+
+clean:
+	rm -rf $(B)

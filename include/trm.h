@@ -1,0 +1,329 @@
+/**
+ * @file trm.h
+ * @brief libtrm: run Tiny Recursive Models (TRM) from C, one recursion step at a time.
+ *
+ * The whole public C API of libtrm. A ::trm_model is loaded once from a model file
+ * (safetensors, see FORMAT.md), never changes afterwards and may be shared by any
+ * number of threads. A ::trm_session holds the state of a batch of puzzles (the answer
+ * y and the latent z of every slot) and belongs to one thread at a time.
+ * trm_refine() advances the recursion of every running slot by one unit and returns,
+ * so the host can look at the answer or the latent, change them, or stop.
+ *
+ * Every function that can fail returns a ::trm_status. Nothing aborts, exits or prints.
+ * A failed call leaves its objects as they were and records a human-readable reason,
+ * readable with trm_last_error() on the same thread.
+ *
+ * Until version 1.0 the ABI may still change; the SONAME carries the ABI major.
+ */
+#ifndef TRM_H
+#define TRM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** @brief Marks the symbols libtrm exports; everything else in the library is hidden. */
+#if defined(_WIN32)
+#define TRM_API
+#elif defined(__GNUC__) || defined(__clang__)
+#define TRM_API __attribute__((visibility("default")))
+#else
+#define TRM_API
+#endif
+
+/** @brief Major version of the library (the ABI major once it reaches 1). */
+#define TRM_VERSION_MAJOR 0
+/** @brief Minor version of the library. */
+#define TRM_VERSION_MINOR 1
+/** @brief Patch version of the library. */
+#define TRM_VERSION_PATCH 0
+
+/**
+ * @brief A loaded model: configuration and weights. Immutable once loaded.
+ *
+ * Any number of threads may use one model at once (to create sessions and read its info).
+ */
+typedef struct trm_model trm_model;
+
+/**
+ * @brief The state of a batch of puzzles being refined. One thread at a time.
+ *
+ * A session has `batch` slots. Each slot holds one puzzle (its tokens and puzzle id),
+ * the answer state y and the latent z (both [state_len, hidden_size] floats), and how
+ * many supervision steps it has run.
+ */
+typedef struct trm_session trm_session;
+
+/** @brief Result of every call that can fail. */
+typedef enum trm_status {
+  TRM_OK = 0,             /**< Success. */
+  TRM_HALTED = 1,         /**< trm_refine(): every slot that has an input has halted; nothing was run. */
+  TRM_E_INVALID = -1,     /**< An argument is invalid (NULL, out of range, wrong length). */
+  TRM_E_NOMEM = -2,       /**< An allocation failed. */
+  TRM_E_IO = -3,          /**< A file could not be opened or read. */
+  TRM_E_FORMAT = -4,      /**< A model file is malformed or inconsistent with its configuration. */
+  TRM_E_UNSUPPORTED = -5, /**< Well-formed, but uses something this version does not implement. */
+  TRM_E_STATE = -6        /**< The call is not allowed in the object's current state. */
+} trm_status;
+
+/** @brief Session options, set with trm_session_set_option(). */
+typedef enum trm_option {
+  /** How far one trm_refine() call advances: a ::trm_yield value. Default ::TRM_YIELD_STEP. */
+  TRM_OPT_YIELD = 1,
+  /** Supervision steps after which a slot halts, >= 1. Default: the model's halt_max_steps. */
+  TRM_OPT_MAX_STEPS = 2,
+  /** When a slot halts: a ::trm_halt value. Default ::TRM_HALT_FIXED. */
+  TRM_OPT_HALT = 3,
+  /**
+   * Worker threads used by trm_refine(), >= 0; 0 means one per CPU the process may use.
+   * Default 1. Results are bitwise identical for every thread count. Setting it allocates
+   * the threads and their work memory; trm_refine() itself never allocates.
+   */
+  TRM_OPT_THREADS = 4
+} trm_option;
+
+/** @brief Values of ::TRM_OPT_YIELD: the unit of work of one trm_refine() call. */
+typedef enum trm_yield {
+  TRM_YIELD_CALL = 0,  /**< One call of the tiny network: one latent update or one answer update. */
+  TRM_YIELD_CYCLE = 1, /**< One H-cycle: L_cycles latent updates, then one answer update. */
+  TRM_YIELD_STEP = 2   /**< One whole supervision step: H_cycles cycles (the default). */
+} trm_yield;
+
+/** @brief Values of ::TRM_OPT_HALT: when a running slot stops. */
+typedef enum trm_halt {
+  /** After max_steps supervision steps, as the reference evaluates. The default. */
+  TRM_HALT_FIXED = 0,
+  /**
+   * Also early, at the end of a step where q_halt > 0 (or, for models trained with
+   * no_ACT_continue = false, where q_halt > q_continue), as the reference trains.
+   */
+  TRM_HALT_Q = 1
+} trm_halt;
+
+/** @brief Which recurrent state of a slot to read or write. */
+typedef enum trm_latent {
+  TRM_LATENT_Y = 0, /**< The answer state y (z_H in the reference code). */
+  TRM_LATENT_Z = 1  /**< The latent reasoning state z (z_L in the reference code). */
+} trm_latent;
+
+/** @brief What the last trm_refine() call finished with. */
+typedef enum trm_event_kind {
+  TRM_EVENT_NONE = 0,   /**< Nothing ran (trm_refine() returned ::TRM_HALTED). */
+  TRM_EVENT_LATENT = 1, /**< A latent update z = f(z, y + x). */
+  TRM_EVENT_ANSWER = 2, /**< An answer update y = f(y, z) that did not end a supervision step. */
+  TRM_EVENT_STEP = 3    /**< The answer update that ended a supervision step; halting was decided. */
+} trm_event_kind;
+
+/** @brief Slot states, as reported by trm_session_slot_state(). */
+typedef enum trm_slot_state {
+  TRM_SLOT_EMPTY = 0,   /**< No input yet. */
+  TRM_SLOT_RUNNING = 1, /**< Has an input and will run in the next supervision step. */
+  TRM_SLOT_HALTED = 2   /**< Has halted; costs no compute until trm_session_set_input() gives it a new puzzle. */
+} trm_slot_state;
+
+/**
+ * @brief What one trm_refine() call did. ABI-extensible: the caller sets @c size.
+ *
+ * Set @c size to sizeof(trm_event) (or use ::TRM_EVENT_INIT) before the call. Later
+ * versions only append fields, and fill only those that fit within @c size.
+ * The counters are the session's position in the recursion after the call.
+ */
+typedef struct trm_event {
+  size_t size;         /**< Set by the caller: sizeof(trm_event). */
+  trm_event_kind kind; /**< What the last network call of this unit was. */
+  int64_t step;        /**< 1-based number of the session's supervision step this unit belongs to (0 if none ran). */
+  int32_t cycle;       /**< 1-based H-cycle within that step, 1..H_cycles. */
+  int32_t call;        /**< 1-based network call within that cycle, 1..L_cycles+1 (L_cycles+1 is the answer update). */
+  int64_t calls;       /**< Network calls (over all running slots counted once) made by the session so far. */
+  size_t active;       /**< Slots that will run in the next supervision step (running, not halted). */
+  size_t halted;       /**< Slots that halted at the end of this unit (non-zero only for ::TRM_EVENT_STEP). */
+} trm_event;
+
+/** @brief Initialiser for a ::trm_event: `trm_event ev = TRM_EVENT_INIT;` */
+#define TRM_EVENT_INIT {sizeof(trm_event), TRM_EVENT_NONE, 0, 0, 0, 0, 0, 0}
+
+/**
+ * @brief A static English name for a status, such as "TRM_E_FORMAT: malformed model file".
+ * @param s Any value; unknown values give "unknown status".
+ * @return A string that lives as long as the program.
+ */
+TRM_API const char *trm_status_string(trm_status s);
+
+/** @brief The library's version as "MAJOR.MINOR.PATCH". */
+TRM_API const char *trm_version_string(void);
+
+/**
+ * @brief This thread's detailed message for its last failed libtrm call.
+ *
+ * Names what was wrong: which argument, tensor, byte offset or limit. Successful calls
+ * leave it unchanged. The string stays valid until this thread's next failing call.
+ * @return The message, or "" if no call has failed on this thread.
+ */
+TRM_API const char *trm_last_error(void);
+
+/**
+ * @brief Loads a model from a file (safetensors with libtrm metadata; see FORMAT.md).
+ *
+ * Every byte is checked: header bounds, tensor offsets and overlaps, dtypes, shapes
+ * against the configuration, missing and unknown tensors, non-finite weights.
+ * @param path File name.
+ * @param out Receives the new model on success; untouched on failure.
+ * @return ::TRM_OK, ::TRM_E_INVALID, ::TRM_E_IO, ::TRM_E_FORMAT, ::TRM_E_UNSUPPORTED or ::TRM_E_NOMEM.
+ */
+TRM_API trm_status trm_model_load(const char *path, trm_model **out);
+
+/**
+ * @brief Loads a model from a buffer holding a whole model file.
+ *
+ * The model copies what it needs: the caller may free @p data once this returns.
+ * @param data The file's bytes.
+ * @param size Their number.
+ * @param out Receives the new model on success; untouched on failure.
+ * @return As trm_model_load(), without ::TRM_E_IO.
+ */
+TRM_API trm_status trm_model_load_memory(const void *data, size_t size, trm_model **out);
+
+/**
+ * @brief Frees a model. NULL is allowed.
+ *
+ * Every session created from it must have been freed first.
+ */
+TRM_API void trm_model_free(trm_model *m);
+
+/**
+ * @brief Reads one integer fact about a model.
+ *
+ * Keys are the reference configuration names: "hidden_size", "num_heads", "L_layers",
+ * "H_cycles", "L_cycles", "seq_len", "vocab_size", "num_puzzle_identifiers",
+ * "puzzle_emb_ndim", "puzzle_emb_len" (the resolved prefix length P), "halt_max_steps",
+ * "mlp_t" (0/1), "no_ACT_continue" (0/1), "pos_encodings" (0 none, 1 rope, 2 learned);
+ * and derived sizes: "state_len" (S = seq_len + P), "head_dim", "inter_size" (SwiGLU
+ * width), "inter_t_size" (token-MLP SwiGLU width, 0 without mlp_t), "param_count".
+ * @return ::TRM_OK, or ::TRM_E_INVALID for NULL arguments or an unknown key.
+ */
+TRM_API trm_status trm_model_info(const trm_model *m, const char *key, int64_t *value);
+
+/**
+ * @brief Reads one real-valued fact about a model: "rms_norm_eps", "rope_theta", "expansion".
+ * @return ::TRM_OK, or ::TRM_E_INVALID for NULL arguments or an unknown key.
+ */
+TRM_API trm_status trm_model_info_double(const trm_model *m, const char *key, double *value);
+
+/**
+ * @brief Creates a session of @p batch slots, all empty. Allocates all the memory it needs.
+ * @param m The model; it must outlive the session.
+ * @param batch Number of slots, >= 1.
+ * @param out Receives the session on success; untouched on failure.
+ * @return ::TRM_OK, ::TRM_E_INVALID or ::TRM_E_NOMEM.
+ */
+TRM_API trm_status trm_session_create(const trm_model *m, size_t batch, trm_session **out);
+
+/** @brief Frees a session and its threads. NULL is allowed. */
+TRM_API void trm_session_free(trm_session *s);
+
+/**
+ * @brief Sets a ::trm_option.
+ *
+ * May be called at any time between other calls on the session. A lower
+ * ::TRM_OPT_MAX_STEPS halts running slots that already reached it at the next step's start.
+ * @return ::TRM_OK, ::TRM_E_INVALID (unknown option or value out of range) or
+ *         ::TRM_E_NOMEM (threads could not be made; the old setting stays).
+ */
+TRM_API trm_status trm_session_set_option(trm_session *s, trm_option opt, int64_t value);
+
+/**
+ * @brief Reads a ::trm_option's current value (for ::TRM_OPT_THREADS, the resolved count).
+ * @return ::TRM_OK or ::TRM_E_INVALID.
+ */
+TRM_API trm_status trm_session_get_option(const trm_session *s, trm_option opt, int64_t *value);
+
+/**
+ * @brief Gives a slot its puzzle and resets it: y = H_init, z = L_init on every row, step 0.
+ *
+ * Allowed at any time. If the session is in the middle of a supervision step (yield unit
+ * smaller than a step), the slot joins at the start of the next step; the others run on.
+ * @param slot 0 .. batch-1.
+ * @param tokens @p n_tokens token ids, each in [0, vocab_size).
+ * @param n_tokens Must equal seq_len.
+ * @param puzzle_id Row of the puzzle-embedding table, in [0, num_puzzle_identifiers);
+ *                  must be 0 for models without puzzle embeddings.
+ * @return ::TRM_OK or ::TRM_E_INVALID (nothing changed).
+ */
+TRM_API trm_status trm_session_set_input(trm_session *s, size_t slot, const int32_t *tokens,
+                                         size_t n_tokens, int32_t puzzle_id);
+
+/**
+ * @brief Advances every running slot by one unit (::TRM_OPT_YIELD) of the recursion.
+ *
+ * All running slots move in lockstep through a supervision step: L_cycles latent updates
+ * z = f(z, y + x) then one answer update y = f(y, z), H_cycles times. At the end of a
+ * step each slot's step count grows by one and halting is decided (::TRM_OPT_HALT).
+ * Halted slots cost nothing. Allocates nothing.
+ * @param s The session.
+ * @param ev NULL, or an event whose @c size the caller has set; receives what happened.
+ * @return ::TRM_OK when a unit ran (even if it halted the last slot), ::TRM_HALTED when
+ *         no slot was left to run (nothing ran), ::TRM_E_INVALID for bad arguments.
+ */
+TRM_API trm_status trm_refine(trm_session *s, trm_event *ev);
+
+/**
+ * @brief Reads a slot's state and how many supervision steps it has completed.
+ * @param state Receives a ::trm_slot_state (may be NULL).
+ * @param steps Receives the step count (may be NULL).
+ * @return ::TRM_OK or ::TRM_E_INVALID.
+ */
+TRM_API trm_status trm_session_slot_state(const trm_session *s, size_t slot,
+                                          trm_slot_state *state, int64_t *steps);
+
+/**
+ * @brief The output logits of a slot, computed from its current answer state y.
+ *
+ * logits = (y lm_head^T) without the P prefix rows: seq_len rows of vocab_size, row-major.
+ * @param out Buffer of at least @p n floats.
+ * @param n Must be >= seq_len * vocab_size.
+ * @return ::TRM_OK, ::TRM_E_INVALID, or ::TRM_E_STATE if the slot has no input.
+ */
+TRM_API trm_status trm_session_logits(const trm_session *s, size_t slot, float *out, size_t n);
+
+/**
+ * @brief The decoded answer of a slot: argmax token per position, and its confidence.
+ *
+ * Confidence is the softmax probability of the chosen token. Ties pick the lowest id.
+ * @param tokens Receives seq_len token ids (may be NULL).
+ * @param confidence Receives seq_len probabilities (may be NULL).
+ * @param n Must be >= seq_len.
+ * @return ::TRM_OK, ::TRM_E_INVALID, or ::TRM_E_STATE if the slot has no input.
+ */
+TRM_API trm_status trm_session_answer(const trm_session *s, size_t slot, int32_t *tokens,
+                                      float *confidence, size_t n);
+
+/**
+ * @brief The halting head of a slot: [q_halt, q_continue] = y[0] q_head^T + q_bias.
+ * @return ::TRM_OK, ::TRM_E_INVALID, or ::TRM_E_STATE if the slot has no input.
+ */
+TRM_API trm_status trm_session_q(const trm_session *s, size_t slot, float *q_halt, float *q_continue);
+
+/**
+ * @brief Copies a slot's y or z: state_len rows of hidden_size floats, row-major.
+ * @param n Must be >= state_len * hidden_size.
+ * @return ::TRM_OK, ::TRM_E_INVALID, or ::TRM_E_STATE if the slot has no input.
+ */
+TRM_API trm_status trm_session_latent(const trm_session *s, size_t slot, trm_latent which,
+                                      float *out, size_t n);
+
+/**
+ * @brief Overwrites a slot's y or z; the slot's step count and halting state are kept.
+ * @param n Must equal state_len * hidden_size; every value must be finite.
+ * @return ::TRM_OK, ::TRM_E_INVALID (nothing changed), or ::TRM_E_STATE if the slot has no input.
+ */
+TRM_API trm_status trm_session_set_latent(trm_session *s, size_t slot, trm_latent which,
+                                          const float *in, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRM_H */

@@ -1,0 +1,443 @@
+/* Model file -> an immutable trm_model: the configuration from the safetensors metadata, every
+ * tensor checked against it, weights converted to float32 and laid out for the kernels. */
+#include "internal.h"
+
+#include "format/safetensors.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Ceilings on the configuration. They are far above any TRM (the paper's largest uses
+ * hidden 512, state 916, vocab 12) and keep every size product well inside 64 bits. */
+#define MAX_HIDDEN 16384
+#define MAX_HEADS 1024
+#define MAX_LAYERS 256
+#define MAX_CYCLES 4096
+#define MAX_SEQ 65536
+#define MAX_VOCAB (1 << 20)
+#define MAX_PUZZLE_NDIM (1 << 20)
+#define MAX_PUZZLE_IDS (1 << 28)
+#define MAX_STEPS (1 << 20)
+#define MAX_INTER (1 << 20)
+
+/* ---- configuration from the metadata ---- */
+
+static trm_status meta_int(const st_file *f, const char *key, bool required, int64_t def, int64_t lo, int64_t hi,
+                           int64_t *out) {
+  const char *s = st_meta_get(f, key);
+  if (!s) {
+    if (required) return trm_fail(TRM_E_FORMAT, "model metadata lacks '%s'", key);
+    *out = def;
+    return TRM_OK;
+  }
+  errno = 0;
+  char *end;
+  long long v = strtoll(s, &end, 10);
+  if (end == s || *end != '\0' || errno == ERANGE || s[0] == ' ' || s[0] == '+')
+    return trm_fail(TRM_E_FORMAT, "model metadata '%s' = '%.40s' is not an integer", key, s);
+  if (v < lo || v > hi)
+    return trm_fail(TRM_E_FORMAT, "model metadata '%s' = %lld is outside [%lld, %lld]", key, v, (long long)lo,
+                    (long long)hi);
+  *out = v;
+  return TRM_OK;
+}
+
+static trm_status meta_real(const st_file *f, const char *key, double def, double *out) {
+  const char *s = st_meta_get(f, key);
+  if (!s) {
+    *out = def;
+    return TRM_OK;
+  }
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || *end != '\0' || !isfinite(v) || v <= 0)
+    return trm_fail(TRM_E_FORMAT, "model metadata '%s' = '%.40s' is not a positive number", key, s);
+  *out = v;
+  return TRM_OK;
+}
+
+static trm_status meta_bool(const st_file *f, const char *key, bool required, bool def, bool *out) {
+  const char *s = st_meta_get(f, key);
+  if (!s) {
+    if (required) return trm_fail(TRM_E_FORMAT, "model metadata lacks '%s'", key);
+    *out = def;
+    return TRM_OK;
+  }
+  if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "1")) *out = true;
+  else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "0")) *out = false;
+  else return trm_fail(TRM_E_FORMAT, "model metadata '%s' = '%.40s' is not a boolean", key, s);
+  return TRM_OK;
+}
+
+static trm_status read_config(const st_file *f, trm_config *c) {
+  const char *format = st_meta_get(f, "format");
+  if (!format || strcmp(format, "libtrm") != 0)
+    return trm_fail(TRM_E_FORMAT, "not a libtrm model: metadata 'format' is %s%s%s (convert reference checkpoints "
+                                  "with trm-convert)",
+                    format ? "'" : "", format ? format : "missing", format ? "'" : "");
+  const char *version = st_meta_get(f, "format_version");
+  if (!version) return trm_fail(TRM_E_FORMAT, "model metadata lacks 'format_version'");
+  if (strcmp(version, "1") != 0)
+    return trm_fail(TRM_E_UNSUPPORTED, "model format_version '%.20s' is newer than this libtrm reads (1)", version);
+
+  trm_status st;
+#define INT(key, field, req, def, lo, hi)                                                                          \
+  if ((st = meta_int(f, key, req, def, lo, hi, &c->field)) != TRM_OK) return st
+  INT("hidden_size", hidden_size, true, 0, 1, MAX_HIDDEN);
+  INT("num_heads", num_heads, true, 0, 1, MAX_HEADS);
+  INT("L_layers", L_layers, true, 0, 1, MAX_LAYERS);
+  INT("H_cycles", H_cycles, true, 0, 1, MAX_CYCLES);
+  INT("L_cycles", L_cycles, true, 0, 1, MAX_CYCLES);
+  INT("seq_len", seq_len, true, 0, 1, MAX_SEQ);
+  INT("vocab_size", vocab_size, true, 0, 1, MAX_VOCAB);
+  INT("puzzle_emb_ndim", puzzle_emb_ndim, true, 0, 0, MAX_PUZZLE_NDIM);
+  INT("puzzle_emb_len", puzzle_len, true, 0, 0, MAX_SEQ);
+  INT("halt_max_steps", halt_max_steps, true, 0, 1, MAX_STEPS);
+  INT("num_puzzle_identifiers", num_puzzle_identifiers, false, -1, 1, MAX_PUZZLE_IDS);
+#undef INT
+  if ((st = meta_bool(f, "mlp_t", true, false, &c->mlp_t)) != TRM_OK) return st;
+  if ((st = meta_bool(f, "no_ACT_continue", false, true, &c->no_act_continue)) != TRM_OK) return st;
+  if ((st = meta_real(f, "rms_norm_eps", 1e-5, &c->rms_norm_eps)) != TRM_OK) return st;
+  if ((st = meta_real(f, "rope_theta", 10000.0, &c->rope_theta)) != TRM_OK) return st;
+  if ((st = meta_real(f, "expansion", 0.0, &c->expansion)) != TRM_OK) return st;
+
+  const char *pos = st_meta_get(f, "pos_encodings");
+  if (!pos) return trm_fail(TRM_E_FORMAT, "model metadata lacks 'pos_encodings'");
+  if (!strcmp(pos, "rope")) c->pos_encodings = TRM_POS_ROPE;
+  else if (!strcmp(pos, "learned")) c->pos_encodings = TRM_POS_LEARNED;
+  else if (!strcmp(pos, "none")) c->pos_encodings = TRM_POS_NONE;
+  else return trm_fail(TRM_E_UNSUPPORTED, "pos_encodings '%.40s' is not one of rope, learned, none", pos);
+
+  if (c->hidden_size % c->num_heads != 0)
+    return trm_fail(TRM_E_FORMAT, "hidden_size %lld is not a multiple of num_heads %lld", (long long)c->hidden_size,
+                    (long long)c->num_heads);
+  c->head_dim = c->hidden_size / c->num_heads;
+  if (c->pos_encodings == TRM_POS_ROPE && c->head_dim % 2 != 0)
+    return trm_fail(TRM_E_FORMAT, "rope needs an even head_dim, got %lld", (long long)c->head_dim);
+
+  /* the reference resolves puzzle_emb_len 0 to ceil(puzzle_emb_ndim / hidden_size) */
+  if (c->puzzle_emb_ndim == 0) {
+    if (c->puzzle_len != 0)
+      return trm_fail(TRM_E_FORMAT, "puzzle_emb_len is %lld but puzzle_emb_ndim is 0 (no prefix to fill)",
+                      (long long)c->puzzle_len);
+  } else {
+    if (c->puzzle_len == 0) c->puzzle_len = (c->puzzle_emb_ndim + c->hidden_size - 1) / c->hidden_size;
+    if (c->puzzle_len * c->hidden_size < c->puzzle_emb_ndim)
+      return trm_fail(TRM_E_FORMAT, "puzzle_emb_ndim %lld does not fit in puzzle_emb_len %lld rows of %lld",
+                      (long long)c->puzzle_emb_ndim, (long long)c->puzzle_len, (long long)c->hidden_size);
+  }
+  c->state_len = c->seq_len + c->puzzle_len;
+  if (c->state_len > MAX_SEQ)
+    return trm_fail(TRM_E_FORMAT, "state length seq_len + puzzle_emb_len = %lld exceeds %d", (long long)c->state_len,
+                    MAX_SEQ);
+  return TRM_OK;
+}
+
+/* SwiGLU width the reference computes: 256 * ceil(round(expansion * n * 2/3) / 256), round half to even. */
+static int64_t reference_inter(double expansion, int64_t n) {
+  double r = nearbyint(expansion * (double)n * 2 / 3);
+  int64_t v = (int64_t)r;
+  return (v + 255) / 256 * 256;
+}
+
+/* ---- tensors ---- */
+
+typedef struct loader {
+  st_file file;
+  trm_model *model;
+} loader;
+
+static void format_shape(char *buf, size_t size, size_t ndim, const uint64_t *shape) {
+  size_t used = (size_t)snprintf(buf, size, "[");
+  for (size_t i = 0; i < ndim && used < size; i++)
+    used += (size_t)snprintf(buf + used, size - used, "%s%llu", i ? ", " : "", (unsigned long long)shape[i]);
+  if (used < size) snprintf(buf + used, size - used, "]");
+}
+
+/* Finds a tensor, checks dtype and shape, and returns its values as float32 in a new array
+ * (transposed to [cols, rows] for 2-D weights when transpose is set). */
+static trm_status take(loader *ld, const char *name, size_t ndim, int64_t rows, int64_t cols, bool transpose,
+                       float **out) {
+  st_tensor *t = st_find(&ld->file, name);
+  if (!t) return trm_fail(TRM_E_FORMAT, "model lacks tensor '%s'", name);
+  t->used = true;
+  if (t->dtype == ST_UNSUPPORTED)
+    return trm_fail(TRM_E_UNSUPPORTED, "tensor '%s' has dtype %s; libtrm loads F32, BF16 and F16", name,
+                    t->dtype_name);
+  uint64_t want[2] = {(uint64_t)rows, (uint64_t)cols};
+  if (t->ndim != ndim || t->shape[0] != want[0] || (ndim == 2 && t->shape[1] != want[1])) {
+    char have_s[128], want_s[128];
+    format_shape(have_s, sizeof have_s, t->ndim, t->shape);
+    format_shape(want_s, sizeof want_s, ndim, want);
+    return trm_fail(TRM_E_FORMAT, "tensor '%s' has shape %s; the configuration needs %s", name, have_s, want_s);
+  }
+  float *values = trm_alloc_zero((size_t)t->numel, sizeof(float));
+  if (!values) return trm_fail(TRM_E_NOMEM, "out of memory loading tensor '%s'", name);
+  st_to_f32(t, values);
+  for (uint64_t i = 0; i < t->numel; i++) {
+    if (!isfinite(values[i])) {
+      trm_release(values);
+      return trm_fail(TRM_E_FORMAT, "tensor '%s' holds a non-finite value (NaN or Inf) at element %llu", name,
+                      (unsigned long long)i);
+    }
+  }
+  if (transpose && ndim == 2) {
+    float *tr = trm_alloc_zero((size_t)t->numel, sizeof(float));
+    if (!tr) {
+      trm_release(values);
+      return trm_fail(TRM_E_NOMEM, "out of memory loading tensor '%s'", name);
+    }
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t c = 0; c < cols; c++) tr[c * rows + r] = values[r * cols + c];
+    trm_release(values);
+    values = tr;
+  }
+  ld->model->param_count += (int64_t)t->numel;
+  *out = values;
+  return TRM_OK;
+}
+
+/* Reads the rows of a layer's gate_up weight to learn a SwiGLU width, which must be the same in
+ * every layer and agree with the expansion factor when the file gives one. */
+static trm_status swiglu_width(loader *ld, const char *which, int64_t n_in, int64_t *inter) {
+  const trm_config *c = &ld->model->cfg;
+  for (int64_t i = 0; i < c->L_layers; i++) {
+    char name[96];
+    snprintf(name, sizeof name, "L_level.layers.%lld.%s.gate_up_proj.weight", (long long)i, which);
+    const st_tensor *t = st_find(&ld->file, name);
+    if (!t) return trm_fail(TRM_E_FORMAT, "model lacks tensor '%s'", name);
+    if (t->ndim != 2 || t->shape[0] % 2 != 0 || t->shape[0] == 0 || t->shape[0] / 2 > MAX_INTER)
+      return trm_fail(TRM_E_FORMAT, "tensor '%s' must be [2 * inter, %lld] with 0 < inter <= %d", name,
+                      (long long)n_in, MAX_INTER);
+    int64_t w = (int64_t)(t->shape[0] / 2);
+    if (i == 0) *inter = w;
+    else if (w != *inter)
+      return trm_fail(TRM_E_FORMAT, "tensor '%s' has inner width %lld, layer 0 has %lld", name, (long long)w,
+                      (long long)*inter);
+  }
+  if (c->expansion > 0) {
+    int64_t expect = reference_inter(c->expansion, n_in);
+    if (expect != *inter)
+      return trm_fail(TRM_E_FORMAT, "%s inner width %lld in the weights, but expansion %g gives %lld", which,
+                      (long long)*inter, c->expansion, (long long)expect);
+  }
+  return TRM_OK;
+}
+
+static trm_status load_layer(loader *ld, int64_t i, trm_layer *layer) {
+  const trm_config *c = &ld->model->cfg;
+  int64_t D = c->hidden_size, S = c->state_len;
+  char name[96];
+  trm_status st;
+#define TAKE(suffix, rows, cols, transpose, field)                                                                 \
+  snprintf(name, sizeof name, "L_level.layers.%lld.%s", (long long)i, suffix);                                    \
+  if ((st = take(ld, name, 2, rows, cols, transpose, &layer->field)) != TRM_OK) return st
+  if (c->mlp_t) {
+    TAKE("mlp_t.gate_up_proj.weight", 2 * c->inter_t, S, false, mlpt_gate_up);
+    TAKE("mlp_t.down_proj.weight", S, c->inter_t, false, mlpt_down);
+  } else {
+    TAKE("self_attn.qkv_proj.weight", 3 * D, D, true, qkv_t);
+    TAKE("self_attn.o_proj.weight", D, D, true, o_t);
+  }
+  TAKE("mlp.gate_up_proj.weight", 2 * c->inter, D, true, gate_up_t);
+  TAKE("mlp.down_proj.weight", D, c->inter, true, down_t);
+#undef TAKE
+  return TRM_OK;
+}
+
+/* RoPE tables as the reference builds them in float32: angle = p * theta^(-2i/head_dim). */
+static trm_status build_rope(trm_model *m) {
+  const trm_config *c = &m->cfg;
+  size_t half = (size_t)c->head_dim / 2, S = (size_t)c->state_len;
+  m->rope_cos = trm_alloc_zero(S * half, sizeof(float));
+  m->rope_sin = trm_alloc_zero(S * half, sizeof(float));
+  if (!m->rope_cos || !m->rope_sin) return trm_fail(TRM_E_NOMEM, "out of memory for the rope tables");
+  for (size_t i = 0; i < half; i++) {
+    float inv_freq = 1.0f / powf((float)c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+    for (size_t p = 0; p < S; p++) {
+      float angle = (float)p * inv_freq;
+      m->rope_cos[p * half + i] = cosf(angle);
+      m->rope_sin[p * half + i] = sinf(angle);
+    }
+  }
+  return TRM_OK;
+}
+
+static trm_status load_weights(loader *ld) {
+  trm_model *m = ld->model;
+  trm_config *c = &m->cfg;
+  int64_t D = c->hidden_size, S = c->state_len, V = c->vocab_size;
+  trm_status st;
+
+  if ((st = swiglu_width(ld, "mlp", D, &c->inter)) != TRM_OK) return st;
+  if (c->mlp_t && (st = swiglu_width(ld, "mlp_t", S, &c->inter_t)) != TRM_OK) return st;
+
+  if ((st = take(ld, "embed_tokens.embedding_weight", 2, V, D, false, &m->embed_tokens)) != TRM_OK) return st;
+  if (c->puzzle_emb_ndim > 0) {
+    const st_tensor *t = st_find(&ld->file, "puzzle_emb.weights");
+    if (!t) return trm_fail(TRM_E_FORMAT, "model lacks tensor 'puzzle_emb.weights'");
+    if (t->ndim != 2 || t->shape[0] < 1 || t->shape[0] > MAX_PUZZLE_IDS)
+      return trm_fail(TRM_E_FORMAT, "tensor 'puzzle_emb.weights' must be [num_puzzle_identifiers, %lld] with 1 to "
+                                    "%d rows",
+                      (long long)c->puzzle_emb_ndim, MAX_PUZZLE_IDS);
+    if (c->num_puzzle_identifiers >= 0 && (uint64_t)c->num_puzzle_identifiers != t->shape[0])
+      return trm_fail(TRM_E_FORMAT, "metadata num_puzzle_identifiers %lld, but 'puzzle_emb.weights' has %llu rows",
+                      (long long)c->num_puzzle_identifiers, (unsigned long long)t->shape[0]);
+    c->num_puzzle_identifiers = (int64_t)t->shape[0];
+    if ((st = take(ld, "puzzle_emb.weights", 2, c->num_puzzle_identifiers, c->puzzle_emb_ndim, false,
+                   &m->puzzle_emb)) != TRM_OK)
+      return st;
+  } else if (c->num_puzzle_identifiers < 0) {
+    c->num_puzzle_identifiers = 1;
+  }
+  if (c->pos_encodings == TRM_POS_LEARNED &&
+      (st = take(ld, "embed_pos.embedding_weight", 2, S, D, false, &m->embed_pos)) != TRM_OK)
+    return st;
+  if ((st = take(ld, "H_init", 1, D, 0, false, &m->H_init)) != TRM_OK) return st;
+  if ((st = take(ld, "L_init", 1, D, 0, false, &m->L_init)) != TRM_OK) return st;
+
+  m->layers = trm_alloc_zero((size_t)c->L_layers, sizeof *m->layers);
+  if (!m->layers) return trm_fail(TRM_E_NOMEM, "out of memory for the layer table");
+  for (int64_t i = 0; i < c->L_layers; i++)
+    if ((st = load_layer(ld, i, &m->layers[i])) != TRM_OK) return st;
+
+  if ((st = take(ld, "lm_head.weight", 2, V, D, false, &m->lm_head)) != TRM_OK) return st;
+  if ((st = take(ld, "q_head.weight", 2, 2, D, false, &m->q_weight)) != TRM_OK) return st;
+  float *bias;
+  if ((st = take(ld, "q_head.bias", 1, 2, 0, false, &bias)) != TRM_OK) return st;
+  m->q_bias[0] = bias[0];
+  m->q_bias[1] = bias[1];
+  trm_release(bias);
+
+  for (size_t i = 0; i < ld->file.n_tensors; i++)
+    if (!ld->file.tensors[i].used)
+      return trm_fail(TRM_E_FORMAT, "model has tensor '%s', which this configuration does not use",
+                      ld->file.tensors[i].name);
+
+  if (c->pos_encodings == TRM_POS_ROPE) return build_rope(m);
+  return TRM_OK;
+}
+
+TRM_API void trm_model_free(trm_model *m) {
+  if (!m) return;
+  if (m->layers) {
+    for (int64_t i = 0; i < m->cfg.L_layers; i++) {
+      trm_layer *l = &m->layers[i];
+      trm_release(l->qkv_t);
+      trm_release(l->o_t);
+      trm_release(l->mlpt_gate_up);
+      trm_release(l->mlpt_down);
+      trm_release(l->gate_up_t);
+      trm_release(l->down_t);
+    }
+  }
+  trm_release(m->layers);
+  trm_release(m->embed_tokens);
+  trm_release(m->puzzle_emb);
+  trm_release(m->embed_pos);
+  trm_release(m->H_init);
+  trm_release(m->L_init);
+  trm_release(m->lm_head);
+  trm_release(m->q_weight);
+  trm_release(m->rope_cos);
+  trm_release(m->rope_sin);
+  trm_release(m);
+}
+
+TRM_API trm_status trm_model_load_memory(const void *data, size_t size, trm_model **out) {
+  if (!data || !out) return trm_fail(TRM_E_INVALID, "trm_model_load_memory: %s is NULL", !data ? "data" : "out");
+  loader ld;
+  memset(&ld, 0, sizeof ld);
+  trm_status st = st_parse(data, size, &ld.file);
+  if (st != TRM_OK) return st;
+  ld.model = trm_alloc_zero(1, sizeof *ld.model);
+  if (!ld.model) {
+    st_free(&ld.file);
+    return trm_fail(TRM_E_NOMEM, "out of memory for the model");
+  }
+  st = read_config(&ld.file, &ld.model->cfg);
+  if (st == TRM_OK) st = load_weights(&ld);
+  st_free(&ld.file);
+  if (st != TRM_OK) {
+    trm_model_free(ld.model);
+    return st;
+  }
+  *out = ld.model;
+  return TRM_OK;
+}
+
+TRM_API trm_status trm_model_load(const char *path, trm_model **out) {
+  if (!path || !out) return trm_fail(TRM_E_INVALID, "trm_model_load: %s is NULL", !path ? "path" : "out");
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return trm_fail(TRM_E_IO, "cannot open '%s': %s", path, strerror(errno));
+  trm_status st = TRM_OK;
+  uint8_t *buf = NULL;
+  long size = -1;
+  if (fseek(fp, 0, SEEK_END) != 0 || (size = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {
+    st = trm_fail(TRM_E_IO, "cannot determine the size of '%s': %s", path, strerror(errno));
+  } else if (!(buf = trm_alloc((size_t)size))) {
+    st = trm_fail(TRM_E_NOMEM, "out of memory reading '%s' (%ld bytes)", path, size);
+  } else if (size > 0 && fread(buf, 1, (size_t)size, fp) != (size_t)size) {
+    st = trm_fail(TRM_E_IO, "cannot read '%s': %s", path, ferror(fp) ? strerror(errno) : "file shrank while reading");
+  }
+  fclose(fp);
+  if (st == TRM_OK) {
+    st = trm_model_load_memory(buf, (size_t)size, out);
+    if (st != TRM_OK && st != TRM_E_NOMEM) {
+      /* name the file in the message the loader left */
+      char detail[400];
+      snprintf(detail, sizeof detail, "%s", trm_last_error());
+      trm_fail(st, "%s: %s", path, detail);
+    }
+  }
+  trm_release(buf);
+  return st;
+}
+
+TRM_API trm_status trm_model_info(const trm_model *m, const char *key, int64_t *value) {
+  if (!m || !key || !value) return trm_fail(TRM_E_INVALID, "trm_model_info: NULL argument");
+  const trm_config *c = &m->cfg;
+  const struct {
+    const char *key;
+    int64_t value;
+  } facts[] = {
+      {"hidden_size", c->hidden_size},
+      {"num_heads", c->num_heads},
+      {"head_dim", c->head_dim},
+      {"L_layers", c->L_layers},
+      {"H_cycles", c->H_cycles},
+      {"L_cycles", c->L_cycles},
+      {"seq_len", c->seq_len},
+      {"vocab_size", c->vocab_size},
+      {"num_puzzle_identifiers", c->num_puzzle_identifiers},
+      {"puzzle_emb_ndim", c->puzzle_emb_ndim},
+      {"puzzle_emb_len", c->puzzle_len},
+      {"state_len", c->state_len},
+      {"inter_size", c->inter},
+      {"inter_t_size", c->mlp_t ? c->inter_t : 0},
+      {"halt_max_steps", c->halt_max_steps},
+      {"mlp_t", c->mlp_t},
+      {"no_ACT_continue", c->no_act_continue},
+      {"pos_encodings", c->pos_encodings},
+      {"param_count", m->param_count},
+  };
+  for (size_t i = 0; i < sizeof facts / sizeof facts[0]; i++) {
+    if (strcmp(key, facts[i].key) == 0) {
+      *value = facts[i].value;
+      return TRM_OK;
+    }
+  }
+  return trm_fail(TRM_E_INVALID, "trm_model_info: unknown key '%.64s'", key);
+}
+
+TRM_API trm_status trm_model_info_double(const trm_model *m, const char *key, double *value) {
+  if (!m || !key || !value) return trm_fail(TRM_E_INVALID, "trm_model_info_double: NULL argument");
+  if (!strcmp(key, "rms_norm_eps")) *value = m->cfg.rms_norm_eps;
+  else if (!strcmp(key, "rope_theta")) *value = m->cfg.rope_theta;
+  else if (!strcmp(key, "expansion")) *value = m->cfg.expansion;
+  else return trm_fail(TRM_E_INVALID, "trm_model_info_double: unknown key '%.64s'", key);
+  return TRM_OK;
+}
