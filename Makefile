@@ -35,7 +35,7 @@ PCFILE   := $(B)/libtrm.pc
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -pthread)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 
-.PHONY: all check demo install uninstall docs clean
+.PHONY: all check deps run-checks demo install uninstall docs clean
 all: $(SHARED) $(B)/libtrm.so $(STATIC) $(PCFILE) $(B)/examples/step
 
 $(B)/pic/%.o: %.c $(LIB_HDRS)
@@ -104,7 +104,14 @@ $(B)/conformance/%/ref.stamp: tests/conformance/%.npz tests/conformance/unpack_n
 CONF_DEPS := $(foreach c,$(CONF_CASES),$(B)/conformance/$(c)/model.safetensors $(B)/conformance/$(c)/ref.stamp)
 TESTS := $(B)/tests/test_api $(B)/tests/test_loader $(B)/tests/conformance
 
-check: all $(TESTS) $(CONF_DEPS)
+check: deps
+	$(MAKE) run-checks
+
+deps:
+	@sh tests/ensure-deps.sh
+
+run-checks: all $(TESTS) $(CONF_DEPS)
+	bash tests/check-symbols.sh $(SHARED)
 	$(B)/tests/test_loader
 	$(B)/tests/test_api
 	@for c in $(CONF_CASES); do \

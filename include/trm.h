@@ -152,7 +152,10 @@ typedef struct trm_event {
  */
 TRM_API const char *trm_status_string(trm_status s);
 
-/** @brief The library's version as "MAJOR.MINOR.PATCH". */
+/**
+ * @brief The library's version.
+ * @return "MAJOR.MINOR.PATCH", a static string.
+ */
 TRM_API const char *trm_version_string(void);
 
 /**
@@ -187,9 +190,10 @@ TRM_API trm_status trm_model_load(const char *path, trm_model **out);
 TRM_API trm_status trm_model_load_memory(const void *data, size_t size, trm_model **out);
 
 /**
- * @brief Frees a model. NULL is allowed.
+ * @brief Frees a model.
  *
  * Every session created from it must have been freed first.
+ * @param m The model, or NULL (nothing happens).
  */
 TRM_API void trm_model_free(trm_model *m);
 
@@ -202,12 +206,18 @@ TRM_API void trm_model_free(trm_model *m);
  * "mlp_t" (0/1), "no_ACT_continue" (0/1), "pos_encodings" (0 none, 1 rope, 2 learned);
  * and derived sizes: "state_len" (S = seq_len + P), "head_dim", "inter_size" (SwiGLU
  * width), "inter_t_size" (token-MLP SwiGLU width, 0 without mlp_t), "param_count".
+ * @param m The model.
+ * @param key One of the names above.
+ * @param value Receives the value.
  * @return ::TRM_OK, or ::TRM_E_INVALID for NULL arguments or an unknown key.
  */
 TRM_API trm_status trm_model_info(const trm_model *m, const char *key, int64_t *value);
 
 /**
- * @brief Reads one real-valued fact about a model: "rms_norm_eps", "rope_theta", "expansion".
+ * @brief Reads one real-valued fact about a model.
+ * @param m The model.
+ * @param key "rms_norm_eps", "rope_theta", or "expansion" (0 when the file does not give it).
+ * @param value Receives the value.
  * @return ::TRM_OK, or ::TRM_E_INVALID for NULL arguments or an unknown key.
  */
 TRM_API trm_status trm_model_info_double(const trm_model *m, const char *key, double *value);
@@ -221,7 +231,10 @@ TRM_API trm_status trm_model_info_double(const trm_model *m, const char *key, do
  */
 TRM_API trm_status trm_session_create(const trm_model *m, size_t batch, trm_session **out);
 
-/** @brief Frees a session and its threads. NULL is allowed. */
+/**
+ * @brief Frees a session and its threads.
+ * @param s The session, or NULL (nothing happens).
+ */
 TRM_API void trm_session_free(trm_session *s);
 
 /**
@@ -229,6 +242,9 @@ TRM_API void trm_session_free(trm_session *s);
  *
  * May be called at any time between other calls on the session. A lower
  * ::TRM_OPT_MAX_STEPS halts running slots that already reached it at the next step's start.
+ * @param s The session.
+ * @param opt The option.
+ * @param value Its new value (see ::trm_option for each option's range).
  * @return ::TRM_OK, ::TRM_E_INVALID (unknown option or value out of range) or
  *         ::TRM_E_NOMEM (threads could not be made; the old setting stays).
  */
@@ -236,6 +252,9 @@ TRM_API trm_status trm_session_set_option(trm_session *s, trm_option opt, int64_
 
 /**
  * @brief Reads a ::trm_option's current value (for ::TRM_OPT_THREADS, the resolved count).
+ * @param s The session.
+ * @param opt The option.
+ * @param value Receives its value.
  * @return ::TRM_OK or ::TRM_E_INVALID.
  */
 TRM_API trm_status trm_session_get_option(const trm_session *s, trm_option opt, int64_t *value);
@@ -245,11 +264,13 @@ TRM_API trm_status trm_session_get_option(const trm_session *s, trm_option opt, 
  *
  * Allowed at any time. If the session is in the middle of a supervision step (yield unit
  * smaller than a step), the slot joins at the start of the next step; the others run on.
+ * @param s The session.
  * @param slot 0 .. batch-1.
  * @param tokens @p n_tokens token ids, each in [0, vocab_size).
  * @param n_tokens Must equal seq_len.
- * @param puzzle_id Row of the puzzle-embedding table, in [0, num_puzzle_identifiers);
- *                  must be 0 for models without puzzle embeddings.
+ * @param puzzle_id Row of the puzzle-embedding table, in [0, num_puzzle_identifiers).
+ *                  Models without puzzle embeddings ignore it (their num_puzzle_identifiers
+ *                  is 1 unless the file says otherwise).
  * @return ::TRM_OK or ::TRM_E_INVALID (nothing changed).
  */
 TRM_API trm_status trm_session_set_input(trm_session *s, size_t slot, const int32_t *tokens,
@@ -271,6 +292,8 @@ TRM_API trm_status trm_refine(trm_session *s, trm_event *ev);
 
 /**
  * @brief Reads a slot's state and how many supervision steps it has completed.
+ * @param s The session.
+ * @param slot 0 .. batch-1.
  * @param state Receives a ::trm_slot_state (may be NULL).
  * @param steps Receives the step count (may be NULL).
  * @return ::TRM_OK or ::TRM_E_INVALID.
@@ -282,6 +305,8 @@ TRM_API trm_status trm_session_slot_state(const trm_session *s, size_t slot,
  * @brief The output logits of a slot, computed from its current answer state y.
  *
  * logits = (y lm_head^T) without the P prefix rows: seq_len rows of vocab_size, row-major.
+ * @param s The session.
+ * @param slot 0 .. batch-1.
  * @param out Buffer of at least @p n floats.
  * @param n Must be >= seq_len * vocab_size.
  * @return ::TRM_OK, ::TRM_E_INVALID, or ::TRM_E_STATE if the slot has no input.
@@ -292,6 +317,8 @@ TRM_API trm_status trm_session_logits(const trm_session *s, size_t slot, float *
  * @brief The decoded answer of a slot: argmax token per position, and its confidence.
  *
  * Confidence is the softmax probability of the chosen token. Ties pick the lowest id.
+ * @param s The session.
+ * @param slot 0 .. batch-1.
  * @param tokens Receives seq_len token ids (may be NULL).
  * @param confidence Receives seq_len probabilities (may be NULL).
  * @param n Must be >= seq_len.
@@ -302,12 +329,20 @@ TRM_API trm_status trm_session_answer(const trm_session *s, size_t slot, int32_t
 
 /**
  * @brief The halting head of a slot: [q_halt, q_continue] = y[0] q_head^T + q_bias.
+ * @param s The session.
+ * @param slot 0 .. batch-1.
+ * @param q_halt Receives q_halt, the model's logit that its answer is right (may be NULL).
+ * @param q_continue Receives q_continue (may be NULL).
  * @return ::TRM_OK, ::TRM_E_INVALID, or ::TRM_E_STATE if the slot has no input.
  */
 TRM_API trm_status trm_session_q(const trm_session *s, size_t slot, float *q_halt, float *q_continue);
 
 /**
  * @brief Copies a slot's y or z: state_len rows of hidden_size floats, row-major.
+ * @param s The session.
+ * @param slot 0 .. batch-1.
+ * @param which ::TRM_LATENT_Y or ::TRM_LATENT_Z.
+ * @param out Receives the values.
  * @param n Must be >= state_len * hidden_size.
  * @return ::TRM_OK, ::TRM_E_INVALID, or ::TRM_E_STATE if the slot has no input.
  */
@@ -316,6 +351,10 @@ TRM_API trm_status trm_session_latent(const trm_session *s, size_t slot, trm_lat
 
 /**
  * @brief Overwrites a slot's y or z; the slot's step count and halting state are kept.
+ * @param s The session.
+ * @param slot 0 .. batch-1.
+ * @param which ::TRM_LATENT_Y or ::TRM_LATENT_Z.
+ * @param in state_len * hidden_size floats, row-major.
  * @param n Must equal state_len * hidden_size; every value must be finite.
  * @return ::TRM_OK, ::TRM_E_INVALID (nothing changed), or ::TRM_E_STATE if the slot has no input.
  */
