@@ -1,8 +1,11 @@
 /* Model file -> an immutable trm_model: the configuration from the safetensors metadata, every
  * tensor checked against it, weights converted to float32 and laid out for the kernels. */
+#define _POSIX_C_SOURCE 200809L /* fileno, fstat */
 #include "internal.h"
 
 #include "format/safetensors.h"
+
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <math.h>
@@ -36,7 +39,8 @@ static trm_status meta_int(const st_file *f, const char *key, bool required, int
   errno = 0;
   char *end;
   long long v = strtoll(s, &end, 10);
-  if (end == s || *end != '\0' || errno == ERANGE || s[0] == ' ' || s[0] == '+')
+  bool plain = (s[0] >= '0' && s[0] <= '9') || (s[0] == '-' && s[1] >= '0' && s[1] <= '9');
+  if (!plain || *end != '\0' || errno == ERANGE) /* plain decimal: strtoll alone skips spaces */
     return trm_fail(TRM_E_FORMAT, "model metadata '%s' = '%.40s' is not an integer", key, s);
   if (v < lo || v > hi)
     return trm_fail(TRM_E_FORMAT, "model metadata '%s' = %lld is outside [%lld, %lld]", key, v, (long long)lo,
@@ -376,7 +380,11 @@ TRM_API trm_status trm_model_load(const char *path, trm_model **out) {
   trm_status st = TRM_OK;
   uint8_t *buf = NULL;
   long size = -1;
-  if (fseek(fp, 0, SEEK_END) != 0 || (size = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {
+  struct stat info;
+  if (fstat(fileno(fp), &info) != 0 || !S_ISREG(info.st_mode)) {
+    /* a directory opens fine on Linux, and ftell would report a nonsense size for it */
+    st = trm_fail(TRM_E_IO, "cannot read '%s': not a regular file", path);
+  } else if (fseek(fp, 0, SEEK_END) != 0 || (size = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {
     st = trm_fail(TRM_E_IO, "cannot determine the size of '%s': %s", path, strerror(errno));
   } else if (!(buf = trm_alloc((size_t)size))) {
     st = trm_fail(TRM_E_NOMEM, "out of memory reading '%s' (%ld bytes)", path, size);
