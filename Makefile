@@ -1,6 +1,6 @@
 # libtrm: GNU Makefile. meson.build builds the same sources and installs the same files.
 #
-#   make                     the libraries (build/libtrm.so*, build/libtrm.a), libtrm.pc, examples
+#   make                     the libraries (build/make/libtrm.so*, build/make/libtrm.a), libtrm.pc, examples
 #   make check               every test: unit tests (Check), conformance against the reference
 #   make demo                step through the model in models/ and print the answer per step
 #   make install PREFIX=/usr/local [DESTDIR=...]
@@ -19,11 +19,12 @@ CFLAGS      ?= -O2 -g
 WARNINGS    := -std=c11 -Wall -Wextra -Wpedantic -Werror
 LIB_CFLAGS  := $(WARNINGS) -Iinclude -fvisibility=hidden -pthread $(CFLAGS)
 PYTHON      ?= python3
-B           := build
+B           := build/make
 
 LIB_SRCS := lib/error.c lib/model.c lib/session.c lib/net.c lib/pool.c \
-            lib/format/json.c lib/format/safetensors.c lib/kernels/gemm.c
-LIB_HDRS := include/trm.h lib/internal.h lib/format/json.h lib/format/safetensors.h
+            lib/format/json.c lib/format/safetensors.c lib/kernels/gemm.c lib/kernels/cpu.c \
+            lib/kernels/micro_scalar.c lib/kernels/micro_avx2.c lib/kernels/micro_avx512.c lib/kernels/micro_neon.c
+LIB_HDRS := include/trm.h lib/common.h lib/internal.h lib/format/json.h lib/format/safetensors.h lib/kernels/kernels.h
 PIC_OBJS := $(LIB_SRCS:%.c=$(B)/pic/%.o)
 STATIC_OBJS := $(LIB_SRCS:%.c=$(B)/static/%.o)
 
@@ -35,7 +36,7 @@ PCFILE   := $(B)/libtrm.pc
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -pthread)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 
-.PHONY: all check deps run-checks demo install uninstall docs clean
+.PHONY: FORCE all check deps run-checks demo install uninstall docs clean
 all: $(SHARED) $(B)/libtrm.so $(STATIC) $(PCFILE) $(B)/examples/step
 
 $(B)/pic/%.o: %.c $(LIB_HDRS)
@@ -58,10 +59,14 @@ $(STATIC): $(STATIC_OBJS)
 	rm -f $@
 	ar rcs $@ $(STATIC_OBJS)
 
-$(PCFILE): libtrm.pc.in Makefile
+# regenerated whenever PREFIX & co. change, so `make install PREFIX=...` never ships a stale one
+$(PCFILE): libtrm.pc.in Makefile FORCE
 	@mkdir -p $(B)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	    -e 's|@VERSION@|$(VERSION)|' $< > $@
+	@sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' $< > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+FORCE:
 
 # ---- examples: linked against the shared library of the build tree ----
 
@@ -141,10 +146,10 @@ uninstall:
 # ---- docs ----
 
 docs:
-	@mkdir -p $(B)/docs
-	doxygen docs/Doxyfile 2> $(B)/docs/warnings.log
-	@if [ -s $(B)/docs/warnings.log ]; then cat $(B)/docs/warnings.log; echo "doxygen warnings: failing"; exit 1; fi
-	@echo "docs: $(B)/docs/html/index.html"
+	@mkdir -p build/docs
+	doxygen docs/Doxyfile 2> build/docs/warnings.log
+	@if [ -s build/docs/warnings.log ]; then cat build/docs/warnings.log; echo "doxygen warnings: failing"; exit 1; fi
+	@echo "docs: build/docs/html/index.html"
 
 clean:
-	rm -rf $(B)
+	rm -rf $(B) build/docs

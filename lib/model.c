@@ -161,10 +161,8 @@ static void format_shape(char *buf, size_t size, size_t ndim, const uint64_t *sh
   if (used < size) snprintf(buf + used, size - used, "]");
 }
 
-/* Finds a tensor, checks dtype and shape, and returns its values as float32 in a new array
- * (transposed to [cols, rows] for 2-D weights when transpose is set). */
-static trm_status take(loader *ld, const char *name, size_t ndim, int64_t rows, int64_t cols, bool transpose,
-                       float **out) {
+/* Finds a tensor, checks dtype and shape, and returns its values as float32 in a new array. */
+static trm_status take(loader *ld, const char *name, size_t ndim, int64_t rows, int64_t cols, float **out) {
   st_tensor *t = st_find(&ld->file, name);
   if (!t) return trm_fail(TRM_E_FORMAT, "model lacks tensor '%s'", name);
   t->used = true;
@@ -187,17 +185,6 @@ static trm_status take(loader *ld, const char *name, size_t ndim, int64_t rows, 
       return trm_fail(TRM_E_FORMAT, "tensor '%s' holds a non-finite value (NaN or Inf) at element %llu", name,
                       (unsigned long long)i);
     }
-  }
-  if (transpose && ndim == 2) {
-    float *tr = trm_alloc_zero((size_t)t->numel, sizeof(float));
-    if (!tr) {
-      trm_release(values);
-      return trm_fail(TRM_E_NOMEM, "out of memory loading tensor '%s'", name);
-    }
-    for (int64_t r = 0; r < rows; r++)
-      for (int64_t c = 0; c < cols; c++) tr[c * rows + r] = values[r * cols + c];
-    trm_release(values);
-    values = tr;
   }
   ld->model->param_count += (int64_t)t->numel;
   *out = values;
@@ -231,23 +218,35 @@ static trm_status swiglu_width(loader *ld, const char *which, int64_t n_in, int6
   return TRM_OK;
 }
 
+/* Takes a layer weight [rows, cols] and packs it for the kernel: as the right operand of x W^T,
+ * or (left) as the left operand of W h. */
+static trm_status take_packed(loader *ld, const char *name, int64_t rows, int64_t cols, bool left, trm_packed *out) {
+  float *raw;
+  trm_status st = take(ld, name, 2, rows, cols, &raw);
+  if (st != TRM_OK) return st;
+  const trm_kernel *k = ld->model->kernel;
+  st = left ? trm_pack_left(k, raw, (size_t)rows, (size_t)cols, out) : trm_pack_right(k, raw, (size_t)rows, (size_t)cols, out);
+  trm_release(raw);
+  return st;
+}
+
 static trm_status load_layer(loader *ld, int64_t i, trm_layer *layer) {
   const trm_config *c = &ld->model->cfg;
   int64_t D = c->hidden_size, S = c->state_len;
   char name[96];
   trm_status st;
-#define TAKE(suffix, rows, cols, transpose, field)                                                                 \
+#define TAKE(suffix, rows, cols, left, field)                                                                      \
   snprintf(name, sizeof name, "L_level.layers.%lld.%s", (long long)i, suffix);                                    \
-  if ((st = take(ld, name, 2, rows, cols, transpose, &layer->field)) != TRM_OK) return st
+  if ((st = take_packed(ld, name, rows, cols, left, &layer->field)) != TRM_OK) return st
   if (c->mlp_t) {
-    TAKE("mlp_t.gate_up_proj.weight", 2 * c->inter_t, S, false, mlpt_gate_up);
-    TAKE("mlp_t.down_proj.weight", S, c->inter_t, false, mlpt_down);
+    TAKE("mlp_t.gate_up_proj.weight", 2 * c->inter_t, S, true, mlpt_gate_up);
+    TAKE("mlp_t.down_proj.weight", S, c->inter_t, true, mlpt_down);
   } else {
-    TAKE("self_attn.qkv_proj.weight", 3 * D, D, true, qkv_t);
-    TAKE("self_attn.o_proj.weight", D, D, true, o_t);
+    TAKE("self_attn.qkv_proj.weight", 3 * D, D, false, qkv);
+    TAKE("self_attn.o_proj.weight", D, D, false, o);
   }
-  TAKE("mlp.gate_up_proj.weight", 2 * c->inter, D, true, gate_up_t);
-  TAKE("mlp.down_proj.weight", D, c->inter, true, down_t);
+  TAKE("mlp.gate_up_proj.weight", 2 * c->inter, D, false, gate_up);
+  TAKE("mlp.down_proj.weight", D, c->inter, false, down);
 #undef TAKE
   return TRM_OK;
 }
@@ -276,10 +275,11 @@ static trm_status load_weights(loader *ld) {
   int64_t D = c->hidden_size, S = c->state_len, V = c->vocab_size;
   trm_status st;
 
+  m->kernel = trm_kernel_select();
   if ((st = swiglu_width(ld, "mlp", D, &c->inter)) != TRM_OK) return st;
   if (c->mlp_t && (st = swiglu_width(ld, "mlp_t", S, &c->inter_t)) != TRM_OK) return st;
 
-  if ((st = take(ld, "embed_tokens.embedding_weight", 2, V, D, false, &m->embed_tokens)) != TRM_OK) return st;
+  if ((st = take(ld, "embed_tokens.embedding_weight", 2, V, D, &m->embed_tokens)) != TRM_OK) return st;
   if (c->puzzle_emb_ndim > 0) {
     const st_tensor *t = st_find(&ld->file, "puzzle_emb.weights");
     if (!t) return trm_fail(TRM_E_FORMAT, "model lacks tensor 'puzzle_emb.weights'");
@@ -291,27 +291,27 @@ static trm_status load_weights(loader *ld) {
       return trm_fail(TRM_E_FORMAT, "metadata num_puzzle_identifiers %lld, but 'puzzle_emb.weights' has %llu rows",
                       (long long)c->num_puzzle_identifiers, (unsigned long long)t->shape[0]);
     c->num_puzzle_identifiers = (int64_t)t->shape[0];
-    if ((st = take(ld, "puzzle_emb.weights", 2, c->num_puzzle_identifiers, c->puzzle_emb_ndim, false,
+    if ((st = take(ld, "puzzle_emb.weights", 2, c->num_puzzle_identifiers, c->puzzle_emb_ndim,
                    &m->puzzle_emb)) != TRM_OK)
       return st;
   } else if (c->num_puzzle_identifiers < 0) {
     c->num_puzzle_identifiers = 1;
   }
   if (c->pos_encodings == TRM_POS_LEARNED &&
-      (st = take(ld, "embed_pos.embedding_weight", 2, S, D, false, &m->embed_pos)) != TRM_OK)
+      (st = take(ld, "embed_pos.embedding_weight", 2, S, D, &m->embed_pos)) != TRM_OK)
     return st;
-  if ((st = take(ld, "H_init", 1, D, 0, false, &m->H_init)) != TRM_OK) return st;
-  if ((st = take(ld, "L_init", 1, D, 0, false, &m->L_init)) != TRM_OK) return st;
+  if ((st = take(ld, "H_init", 1, D, 0, &m->H_init)) != TRM_OK) return st;
+  if ((st = take(ld, "L_init", 1, D, 0, &m->L_init)) != TRM_OK) return st;
 
   m->layers = trm_alloc_zero((size_t)c->L_layers, sizeof *m->layers);
   if (!m->layers) return trm_fail(TRM_E_NOMEM, "out of memory for the layer table");
   for (int64_t i = 0; i < c->L_layers; i++)
     if ((st = load_layer(ld, i, &m->layers[i])) != TRM_OK) return st;
 
-  if ((st = take(ld, "lm_head.weight", 2, V, D, false, &m->lm_head)) != TRM_OK) return st;
-  if ((st = take(ld, "q_head.weight", 2, 2, D, false, &m->q_weight)) != TRM_OK) return st;
+  if ((st = take(ld, "lm_head.weight", 2, V, D, &m->lm_head)) != TRM_OK) return st;
+  if ((st = take(ld, "q_head.weight", 2, 2, D, &m->q_weight)) != TRM_OK) return st;
   float *bias;
-  if ((st = take(ld, "q_head.bias", 1, 2, 0, false, &bias)) != TRM_OK) return st;
+  if ((st = take(ld, "q_head.bias", 1, 2, 0, &bias)) != TRM_OK) return st;
   m->q_bias[0] = bias[0];
   m->q_bias[1] = bias[1];
   trm_release(bias);
@@ -330,12 +330,12 @@ TRM_API void trm_model_free(trm_model *m) {
   if (m->layers) {
     for (int64_t i = 0; i < m->cfg.L_layers; i++) {
       trm_layer *l = &m->layers[i];
-      trm_release(l->qkv_t);
-      trm_release(l->o_t);
-      trm_release(l->mlpt_gate_up);
-      trm_release(l->mlpt_down);
-      trm_release(l->gate_up_t);
-      trm_release(l->down_t);
+      trm_packed_free(&l->qkv);
+      trm_packed_free(&l->o);
+      trm_packed_free(&l->mlpt_gate_up);
+      trm_packed_free(&l->mlpt_down);
+      trm_packed_free(&l->gate_up);
+      trm_packed_free(&l->down);
     }
   }
   trm_release(m->layers);

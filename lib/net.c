@@ -1,81 +1,173 @@
-/* The tiny network f of TRM-SPEC.md section 4, applied to one puzzle's state [S, D].
+/* The tiny network f of TRM-SPEC.md section 4, applied to a batch of states at once.
  *
  *   f(h, inj):  h = h + inj
  *               for each block:  h = rmsnorm(h + mix(h))        mix = attention, or the token MLP
  *                                h = rmsnorm(h + swiglu(h))     on the transposed state
  *
- * session.c drives the recursion; this file only knows one call of f, the input embedding,
- * and the two heads. All float32, in the reference's order of operations. */
+ * session.c drives the recursion and says which slots take part; this file makes one call of f
+ * for all of them: it gathers their states into one [n*S, D] matrix so that the matrix products
+ * see many rows at once, runs the blocks, and scatters the result back. Products go through
+ * kernels/ (weights packed at load); the rest is split over the session's threads by rows, heads
+ * or slots, always so that each output is computed whole by one worker: the result is the same
+ * for every thread count. */
 #include "internal.h"
+
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <string.h>
 
-/* Work buffers for one call, carved from the caller's scratch (trm_net_scratch_floats). */
-typedef struct net_scratch {
-  float *wide;   /* qkv [S,3D] | mlp gate_up [S,2I] | token-MLP gate_up^T [2It,D] */
-  float *inner;  /* attention heads [S,D] | mlp act [S,I] | token-MLP act^T [It,D] */
-  float *out;    /* block output before the residual, [S,D] */
-  float *scores; /* one row of attention scores, [S] */
-} net_scratch;
+/* Rows of the gathered state one pass of the row-wise products handles, to bound work memory
+ * (whole slots at a time, at least one). */
+enum { CHUNK_ROWS = 256, QUERY_BLOCK = 64 };
 
-static size_t max3(size_t a, size_t b, size_t c) {
-  size_t m = a > b ? a : b;
-  return m > c ? m : c;
+/* ---- work memory ---- */
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+
+void trm_net_work_free(trm_net_work *w) {
+  if (!w) return;
+  trm_release(w->gemm);
+  trm_release(w->h);
+  trm_release(w->wide);
+  trm_release(w->inner);
+  trm_release(w->out);
+  trm_release(w->scores);
+  memset(w, 0, sizeof *w);
 }
 
-size_t trm_net_scratch_floats(const trm_model *m) {
+trm_status trm_net_work_init(const trm_model *m, size_t batch, trm_pool *pool, trm_net_work *w) {
   const trm_config *c = &m->cfg;
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, I = (size_t)c->inter;
   size_t It = c->mlp_t ? (size_t)c->inter_t : 0;
-  size_t wide = max3(S * 3 * D, S * 2 * I, 2 * It * D);
-  size_t inner = max3(S * D, S * I, It * D);
-  /* each part rounded to 16 floats keeps every buffer 64-byte aligned */
-  return (wide + 15) / 16 * 16 + (inner + 15) / 16 * 16 + (S * D + 15) / 16 * 16 + (S + 15) / 16 * 16;
+  size_t workers = trm_pool_size(pool);
+  memset(w, 0, sizeof *w);
+  w->pool = pool;
+  w->workers = workers;
+  w->chunk_slots = max_sz(1, min_sz(batch, CHUNK_ROWS / S));
+  size_t R = w->chunk_slots * S, states;
+  if (!trm_mul_ok(batch, S * D, &states)) return trm_fail(TRM_E_NOMEM, "batch too large");
+  size_t wide = max_sz(R * max_sz(3 * D, 2 * I), 2 * It * D);
+  size_t inner = max_sz(R * max_sz(D, I), It * D);
+  w->gemm = trm_alloc_zero(workers, trm_gemm_buffer_floats(m->kernel) * sizeof(float));
+  w->h = trm_alloc_zero(states, sizeof(float));
+  w->wide = trm_alloc_zero(wide, sizeof(float));
+  w->inner = trm_alloc_zero(inner, sizeof(float));
+  w->out = trm_alloc_zero(max_sz(R, S) * D, sizeof(float));
+  w->scores = trm_alloc_zero(workers, max_sz(QUERY_BLOCK * S, D) * sizeof(float));
+  if (!w->gemm || !w->h || !w->wide || !w->inner || !w->out || !w->scores) {
+    trm_net_work_free(w);
+    return trm_fail(TRM_E_NOMEM, "out of memory for the network's work memory (batch %zu)", batch);
+  }
+  return TRM_OK;
 }
 
-static net_scratch carve(const trm_model *m, float *base) {
-  const trm_config *c = &m->cfg;
-  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, I = (size_t)c->inter;
-  size_t It = c->mlp_t ? (size_t)c->inter_t : 0;
-  net_scratch s;
-  s.wide = base;
-  s.inner = s.wide + (max3(S * 3 * D, S * 2 * I, 2 * It * D) + 15) / 16 * 16;
-  s.out = s.inner + (max3(S * D, S * I, It * D) + 15) / 16 * 16;
-  s.scores = s.out + (S * D + 15) / 16 * 16;
-  return s;
+/* ---- helpers over the pool ---- */
+
+static trm_operand weights(const trm_packed *p) { return (trm_operand){.packed = p}; }
+static trm_operand matrix(const float *data, size_t ld) { return (trm_operand){.data = data, .ld = ld}; }
+
+/* C = A B with the products split over the workers. */
+static void gemm(const trm_model *m, trm_net_work *w, size_t M, size_t N, size_t K, trm_operand A, trm_operand B,
+                 float *C, size_t ldc) {
+  trm_gemm_threaded(m->kernel, w->pool, w->gemm, M, N, K, A, B, C, ldc);
+}
+
+typedef void (*rows_fn)(const void *ctx, size_t first, size_t count);
+typedef struct rows_job {
+  rows_fn fn;
+  const void *ctx;
+  size_t rows;
+} rows_job;
+
+static void rows_worker(void *ctx, size_t worker, size_t n_workers) {
+  const rows_job *j = ctx;
+  size_t lo = j->rows * worker / n_workers, hi = j->rows * (worker + 1) / n_workers;
+  if (hi > lo) j->fn(j->ctx, lo, hi - lo);
+}
+
+/* fn over rows [0, rows), cut into one contiguous range per worker. */
+static void for_rows(trm_net_work *w, size_t rows, rows_fn fn, const void *ctx) {
+  rows_job job = {fn, ctx, rows};
+  trm_pool_run(w->pool, rows_worker, &job);
 }
 
 /* ---- elementwise pieces ---- */
 
 static float silu(float a) { return a / (1.0f + expf(-a)); }
 
-/* v / sqrt(mean(v^2) + eps) over each row of h [rows, cols]. */
-static void rmsnorm_rows(float *h, size_t rows, size_t cols, float eps) {
-  for (size_t r = 0; r < rows; r++) {
-    float *v = h + r * cols;
+typedef struct rowwise {
+  float *h;
+  const float *add;
+  const float *gate_up;
+  float *act;
+  size_t cols, inter;
+  float eps;
+} rowwise;
+
+/* h = rmsnorm(h + add) on each row: v / sqrt(mean(v^2) + eps). */
+static void residual_rmsnorm_rows(const void *ctx, size_t first, size_t count) {
+  const rowwise *r = ctx;
+  for (size_t i = first; i < first + count; i++) {
+    float *v = r->h + i * r->cols;
+    const float *a = r->add + i * r->cols;
     float sum = 0.0f;
-    for (size_t j = 0; j < cols; j++) sum += v[j] * v[j];
-    float scale = 1.0f / sqrtf(sum / (float)cols + eps);
-    for (size_t j = 0; j < cols; j++) v[j] *= scale;
+    for (size_t j = 0; j < r->cols; j++) {
+      v[j] += a[j];
+      sum += v[j] * v[j];
+    }
+    float scale = 1.0f / sqrtf(sum / (float)r->cols + r->eps);
+    for (size_t j = 0; j < r->cols; j++) v[j] *= scale;
   }
 }
 
-/* The same over each column of h [rows, cols]: the token MLP normalises along the sequence. */
-static void rmsnorm_cols(float *h, size_t rows, size_t cols, float eps, float *sums) {
-  memset(sums, 0, cols * sizeof *sums);
-  for (size_t r = 0; r < rows; r++)
-    for (size_t j = 0; j < cols; j++) sums[j] += h[r * cols + j] * h[r * cols + j];
-  for (size_t j = 0; j < cols; j++) sums[j] = 1.0f / sqrtf(sums[j] / (float)rows + eps);
-  for (size_t r = 0; r < rows; r++)
-    for (size_t j = 0; j < cols; j++) h[r * cols + j] *= sums[j];
+/* act = silu(gate) * up, where each row of gate_up is [gate | up]. */
+static void swiglu_rows(const void *ctx, size_t first, size_t count) {
+  const rowwise *r = ctx;
+  for (size_t i = first; i < first + count; i++) {
+    const float *gate = r->gate_up + i * 2 * r->inter, *up = gate + r->inter;
+    float *act = r->act + i * r->inter;
+    for (size_t j = 0; j < r->inter; j++) act[j] = silu(gate[j]) * up[j];
+  }
 }
 
-static void add_into(float *dst, const float *src, size_t n) {
-  for (size_t i = 0; i < n; i++) dst[i] += src[i];
+/* The token MLP's halves are rows: act^T[j] = silu(gate_up^T[j]) * gate_up^T[inter + j]. */
+static void swiglu_halves(const void *ctx, size_t first, size_t count) {
+  const rowwise *r = ctx;
+  for (size_t j = first; j < first + count; j++) {
+    const float *gate = r->gate_up + j * r->cols, *up = r->gate_up + (r->inter + j) * r->cols;
+    float *act = r->act + j * r->cols;
+    for (size_t d = 0; d < r->cols; d++) act[d] = silu(gate[d]) * up[d];
+  }
 }
 
-/* ---- the mixing step ---- */
+/* h = rmsnorm(h + add) along each column of h [S, D] (the token MLP normalises over positions),
+ * for the columns [first, first+count). */
+static void residual_rmsnorm_cols(const void *ctx, size_t first, size_t count) {
+  const rowwise *r = ctx;
+  size_t S = r->inter, D = r->cols; /* here inter holds the number of rows */
+  for (size_t d = first; d < first + count; d++) {
+    float sum = 0.0f;
+    for (size_t s = 0; s < S; s++) {
+      float v = r->h[s * D + d] + r->add[s * D + d];
+      r->h[s * D + d] = v;
+      sum += v * v;
+    }
+    float scale = 1.0f / sqrtf(sum / (float)S + r->eps);
+    for (size_t s = 0; s < S; s++) r->h[s * D + d] *= scale;
+  }
+}
+
+/* ---- the mixing step: attention ---- */
+
+typedef struct attention_job {
+  const trm_model *m;
+  trm_net_work *w;
+  float *qkv;   /* [slots*S, 3D], rope applied */
+  float *heads; /* [slots*S, D] */
+  size_t slots;
+} attention_job;
 
 /* Rotates the first and second halves of one head vector by the position's angles. */
 static void rope_rotate(float *v, const float *cos_p, const float *sin_p, size_t half) {
@@ -86,107 +178,148 @@ static void rope_rotate(float *v, const float *cos_p, const float *sin_p, size_t
   }
 }
 
-/* out = softmax(q k^T / sqrt(head_dim)) v per head, no mask, then o_proj. */
-static void attention(const trm_model *m, const trm_layer *layer, const float *h, net_scratch *s) {
-  const trm_config *c = &m->cfg;
-  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, H = (size_t)c->num_heads;
-  size_t hd = (size_t)c->head_dim, ld = 3 * D;
-  float *qkv = s->wide, *heads = s->inner;
-  trm_gemm(S, 3 * D, D, h, D, layer->qkv_t, 3 * D, qkv, ld);
-
-  if (c->pos_encodings == TRM_POS_ROPE) {
-    size_t half = hd / 2;
-    for (size_t p = 0; p < S; p++)
-      for (size_t head = 0; head < 2 * H; head++) /* the q heads, then the k heads */
-        rope_rotate(qkv + p * ld + head * hd, m->rope_cos + p * half, m->rope_sin + p * half, half);
+static void rope_rows(const void *ctx, size_t first, size_t count) {
+  const attention_job *j = ctx;
+  const trm_config *c = &j->m->cfg;
+  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, hd = (size_t)c->head_dim, half = hd / 2;
+  for (size_t r = first; r < first + count; r++) {
+    size_t p = r % S;
+    for (size_t head = 0; head < 2 * (size_t)c->num_heads; head++) /* the q heads, then the k heads */
+      rope_rotate(j->qkv + r * 3 * D + head * hd, j->m->rope_cos + p * half, j->m->rope_sin + p * half, half);
   }
-
-  float scale = 1.0f / sqrtf((float)hd);
-  for (size_t head = 0; head < H; head++) {
-    const float *q = qkv + head * hd, *k = qkv + D + head * hd, *v = qkv + 2 * D + head * hd;
-    for (size_t i = 0; i < S; i++) {
-      float best = -INFINITY;
-      for (size_t j = 0; j < S; j++) {
-        float dot = 0.0f;
-        for (size_t t = 0; t < hd; t++) dot += q[i * ld + t] * k[j * ld + t];
-        s->scores[j] = dot * scale;
-        if (s->scores[j] > best) best = s->scores[j];
-      }
-      float total = 0.0f;
-      for (size_t j = 0; j < S; j++) {
-        s->scores[j] = expf(s->scores[j] - best);
-        total += s->scores[j];
-      }
-      float *o = heads + i * D + head * hd;
-      memset(o, 0, hd * sizeof *o);
-      for (size_t j = 0; j < S; j++) {
-        float p = s->scores[j] / total;
-        for (size_t t = 0; t < hd; t++) o[t] += p * v[j * ld + t];
-      }
-    }
-  }
-  trm_gemm(S, D, D, heads, D, layer->o_t, D, s->out, D);
 }
 
-/* The token MLP swiglu_t(h^T)^T, computed without transposing: the weights multiply h from the
- * left, so gate_up^T = W_gate_up h and out = W_down act^T. */
-static void token_mlp(const trm_model *m, const trm_layer *layer, const float *h, net_scratch *s) {
+/* softmax(q k^T / sqrt(head_dim)) v for one (slot, head, block of queries) per work item; the
+ * products run on this worker alone. */
+static void attention_worker(void *ctx, size_t worker, size_t n_workers) {
+  const attention_job *j = ctx;
+  const trm_config *c = &j->m->cfg;
+  const trm_kernel *k = j->m->kernel;
+  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, H = (size_t)c->num_heads, hd = (size_t)c->head_dim;
+  size_t blocks = (S + QUERY_BLOCK - 1) / QUERY_BLOCK, items = j->slots * H * blocks;
+  float *gemm_buf = j->w->gemm + worker * trm_gemm_buffer_floats(k);
+  float *scores = j->w->scores + worker * max_sz(QUERY_BLOCK * S, D);
+  float scale = 1.0f / sqrtf((float)hd);
+  for (size_t item = worker; item < items; item += n_workers) {
+    size_t slot = item / (H * blocks), head = item / blocks % H, q0 = item % blocks * QUERY_BLOCK;
+    size_t rows = min_sz(QUERY_BLOCK, S - q0);
+    const float *base = j->qkv + slot * S * 3 * D;
+    const float *q = base + q0 * 3 * D + head * hd, *kk = base + D + head * hd, *v = base + 2 * D + head * hd;
+    trm_operand keys_t = {.data = kk, .ld = 3 * D, .trans = true};
+    trm_gemm_single(k, gemm_buf, rows, S, hd, matrix(q, 3 * D), keys_t, scores, S);
+    for (size_t i = 0; i < rows; i++) {
+      float *row = scores + i * S, best = -INFINITY, total = 0.0f;
+      for (size_t t = 0; t < S; t++) {
+        row[t] *= scale;
+        best = row[t] > best ? row[t] : best;
+      }
+      for (size_t t = 0; t < S; t++) {
+        row[t] = expf(row[t] - best);
+        total += row[t];
+      }
+      for (size_t t = 0; t < S; t++) row[t] /= total;
+    }
+    trm_gemm_single(k, gemm_buf, rows, hd, S, matrix(scores, S), matrix(v, 3 * D),
+                    j->heads + (slot * S + q0) * D + head * hd, D);
+  }
+}
+
+/* out = attention(h) for `slots` whole states in h [slots*S, D]. */
+static void attention(const trm_model *m, trm_net_work *w, const trm_layer *layer, const float *h, size_t slots,
+                      float *out) {
+  const trm_config *c = &m->cfg;
+  size_t rows = slots * (size_t)c->state_len, D = (size_t)c->hidden_size;
+  attention_job job = {m, w, w->wide, w->inner, slots};
+  gemm(m, w, rows, 3 * D, D, matrix(h, D), weights(&layer->qkv), job.qkv, 3 * D);
+  if (c->pos_encodings == TRM_POS_ROPE) for_rows(w, rows, rope_rows, &job);
+  trm_pool_run(w->pool, attention_worker, &job);
+  gemm(m, w, rows, D, D, matrix(job.heads, D), weights(&layer->o), out, D);
+}
+
+/* ---- the mixing step: token MLP ---- */
+
+/* h_slot = rmsnorm_over_S(h_slot + swiglu_t(h_slot^T)^T), without transposing: the weights
+ * multiply the state from the left, gate_up^T = W_gate_up h and out = W_down act^T. */
+static void token_mlp(const trm_model *m, trm_net_work *w, const trm_layer *layer, float *h) {
   const trm_config *c = &m->cfg;
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t;
-  float *gate_up_t = s->wide, *act_t = s->inner;
-  trm_gemm(2 * It, D, S, layer->mlpt_gate_up, S, h, D, gate_up_t, D);
-  for (size_t j = 0; j < It; j++)
-    for (size_t d = 0; d < D; d++) act_t[j * D + d] = silu(gate_up_t[j * D + d]) * gate_up_t[(It + j) * D + d];
-  trm_gemm(S, D, It, layer->mlpt_down, It, act_t, D, s->out, D);
+  float *gate_up_t = w->wide, *act_t = w->inner;
+  gemm(m, w, 2 * It, D, S, weights(&layer->mlpt_gate_up), matrix(h, D), gate_up_t, D);
+  rowwise act = {.gate_up = gate_up_t, .act = act_t, .cols = D, .inter = It};
+  for_rows(w, It, swiglu_halves, &act);
+  gemm(m, w, S, D, It, weights(&layer->mlpt_down), matrix(act_t, D), w->out, D);
+  rowwise norm = {.h = h, .add = w->out, .cols = D, .inter = S, .eps = (float)c->rms_norm_eps};
+  for_rows(w, D, residual_rmsnorm_cols, &norm);
 }
 
 /* ---- the channel step ---- */
 
-static void channel_mlp(const trm_model *m, const trm_layer *layer, const float *h, net_scratch *s) {
-  const trm_config *c = &m->cfg;
-  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, I = (size_t)c->inter;
-  float *gate_up = s->wide, *act = s->inner;
-  trm_gemm(S, 2 * I, D, h, D, layer->gate_up_t, 2 * I, gate_up, 2 * I);
-  for (size_t r = 0; r < S; r++)
-    for (size_t j = 0; j < I; j++) act[r * I + j] = silu(gate_up[r * 2 * I + j]) * gate_up[r * 2 * I + I + j];
-  trm_gemm(S, D, I, act, I, layer->down_t, D, s->out, D);
+static void channel_mlp(const trm_model *m, trm_net_work *w, const trm_layer *layer, const float *h, size_t rows,
+                        float *out) {
+  size_t D = (size_t)m->cfg.hidden_size, I = (size_t)m->cfg.inter;
+  gemm(m, w, rows, 2 * I, D, matrix(h, D), weights(&layer->gate_up), w->wide, 2 * I);
+  rowwise act = {.gate_up = w->wide, .act = w->inner, .inter = I};
+  for_rows(w, rows, swiglu_rows, &act);
+  gemm(m, w, rows, D, I, matrix(w->inner, I), weights(&layer->down), out, D);
 }
 
-/* ---- one call of f ---- */
+/* ---- one call of f over n gathered states ---- */
 
-/* The blocks of f on h, in place (post-norm). */
-static void blocks(const trm_model *m, float *h, float *scratch) {
+/* The blocks of f on h [n*S, D], in place (post-norm). */
+static void blocks(const trm_model *m, trm_net_work *w, float *h, size_t n) {
   const trm_config *c = &m->cfg;
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size;
   float eps = (float)c->rms_norm_eps;
-  net_scratch s = carve(m, scratch);
   for (int64_t l = 0; l < c->L_layers; l++) {
     const trm_layer *layer = &m->layers[l];
-    if (c->mlp_t) {
-      token_mlp(m, layer, h, &s);
-      add_into(h, s.out, S * D);
-      rmsnorm_cols(h, S, D, eps, s.wide); /* wide is free again and holds >= D floats */
-    } else {
-      attention(m, layer, h, &s);
-      add_into(h, s.out, S * D);
-      rmsnorm_rows(h, S, D, eps);
+    for (size_t s0 = 0; s0 < n; s0 += w->chunk_slots) {
+      size_t slots = min_sz(w->chunk_slots, n - s0), rows = slots * S;
+      float *hc = h + s0 * S * D;
+      if (c->mlp_t) {
+        for (size_t s = 0; s < slots; s++) token_mlp(m, w, layer, hc + s * S * D);
+      } else {
+        attention(m, w, layer, hc, slots, w->out);
+        rowwise norm = {.h = hc, .add = w->out, .cols = D, .eps = eps};
+        for_rows(w, rows, residual_rmsnorm_rows, &norm);
+      }
+      channel_mlp(m, w, layer, hc, rows, w->out);
+      rowwise norm = {.h = hc, .add = w->out, .cols = D, .eps = eps};
+      for_rows(w, rows, residual_rmsnorm_rows, &norm);
     }
-    channel_mlp(m, layer, h, &s);
-    add_into(h, s.out, S * D);
-    rmsnorm_rows(h, S, D, eps);
   }
 }
 
-void trm_net_latent_update(const trm_model *m, float *z, const float *y, const float *x, float *scratch) {
-  size_t n = (size_t)(m->cfg.state_len * m->cfg.hidden_size);
-  for (size_t i = 0; i < n; i++) z[i] += y[i] + x[i]; /* the reference adds (y + x) to z */
-  blocks(m, z, scratch);
+typedef struct gather_job {
+  size_t state;             /* floats per state */
+  float *h;
+  float *const *target;
+  const float *const *a, *const *b; /* b may be NULL */
+} gather_job;
+
+/* h_i = target_i + (a_i + b_i), as the reference adds the injection (y + x) to z. */
+static void gather_rows(const void *ctx, size_t first, size_t count) {
+  const gather_job *g = ctx;
+  for (size_t i = first; i < first + count; i++) {
+    float *h = g->h + i * g->state;
+    const float *t = g->target[i], *a = g->a[i], *b = g->b ? g->b[i] : NULL;
+    if (b)
+      for (size_t e = 0; e < g->state; e++) h[e] = t[e] + (a[e] + b[e]);
+    else
+      for (size_t e = 0; e < g->state; e++) h[e] = t[e] + a[e];
+  }
 }
 
-void trm_net_answer_update(const trm_model *m, float *y, const float *z, float *scratch) {
-  size_t n = (size_t)(m->cfg.state_len * m->cfg.hidden_size);
-  add_into(y, z, n);
-  blocks(m, y, scratch);
+static void scatter_rows(const void *ctx, size_t first, size_t count) {
+  const gather_job *g = ctx;
+  for (size_t i = first; i < first + count; i++) memcpy(g->target[i], g->h + i * g->state, g->state * sizeof(float));
+}
+
+void trm_net_call(const trm_model *m, trm_net_work *w, size_t n, float *const *target, const float *const *a,
+                  const float *const *b) {
+  gather_job g = {(size_t)(m->cfg.state_len * m->cfg.hidden_size), w->h, target, a, b};
+  for_rows(w, n, gather_rows, &g);
+  blocks(m, w, w->h, n);
+  for_rows(w, n, scatter_rows, &g);
 }
 
 /* ---- input and output ---- */
@@ -219,12 +352,6 @@ void trm_net_logits(const trm_model *m, const float *y, float *logits) {
     for (size_t v = 0; v < V; v++) logits[i * V + v] = dot(y + (P + i) * D, m->lm_head + v * D, D);
 }
 
-void trm_net_q(const trm_model *m, const float *y, float q[2]) {
-  size_t D = (size_t)m->cfg.hidden_size;
-  q[0] = dot(y, m->q_weight, D) + m->q_bias[0];
-  q[1] = dot(y, m->q_weight + D, D) + m->q_bias[1];
-}
-
 void trm_net_answer(const trm_model *m, const float *y, int32_t *tokens, float *confidence) {
   const trm_config *c = &m->cfg;
   size_t D = (size_t)c->hidden_size, V = (size_t)c->vocab_size, P = (size_t)c->puzzle_len;
@@ -246,4 +373,10 @@ void trm_net_answer(const trm_model *m, const float *y, int32_t *tokens, float *
       confidence[i] = 1.0f / total;
     }
   }
+}
+
+void trm_net_q(const trm_model *m, const float *y, float q[2]) {
+  size_t D = (size_t)m->cfg.hidden_size;
+  q[0] = dot(y, m->q_weight, D) + m->q_bias[0];
+  q[1] = dot(y, m->q_weight + D, D) + m->q_bias[1];
 }

@@ -44,9 +44,10 @@ struct trm_session {
   int64_t step_count;       /* supervision steps begun by the session */
   int64_t calls;            /* network calls made (each over all taking part) */
 
-  trm_pool *pool;
-  float *scratch;           /* one trm_net_scratch_floats() block per worker */
-  size_t scratch_floats;
+  trm_pool *pool;           /* NULL for one thread */
+  trm_net_work work;        /* the network's work memory, sized for the batch and the pool */
+  float **target;           /* per taking-part slot: the state a call updates ... */
+  const float **inj_a, **inj_b; /* ... and what it injects */
 };
 
 static float *state_of(const trm_session *s, float *base, size_t slot) { return base + slot * s->state_floats; }
@@ -55,8 +56,11 @@ static float *state_of(const trm_session *s, float *base, size_t slot) { return 
 
 TRM_API void trm_session_free(trm_session *s) {
   if (!s) return;
+  trm_net_work_free(&s->work);
   trm_pool_free(s->pool);
-  trm_release(s->scratch);
+  trm_release(s->target);
+  trm_release(s->inj_a);
+  trm_release(s->inj_b);
   trm_release(s->x);
   trm_release(s->y);
   trm_release(s->z);
@@ -84,40 +88,47 @@ TRM_API trm_status trm_session_create(const trm_model *m, size_t batch, trm_sess
   s->halt = TRM_HALT_FIXED;
   s->max_steps = c->halt_max_steps;
   s->threads = 1;
-  s->scratch_floats = trm_net_scratch_floats(m);
   s->x = trm_alloc_zero(batch, state_floats * sizeof(float));
   s->y = trm_alloc_zero(batch, state_floats * sizeof(float));
   s->z = trm_alloc_zero(batch, state_floats * sizeof(float));
   s->tokens = trm_alloc_zero(token_count, sizeof(int32_t));
   s->slots = trm_alloc_zero(batch, sizeof *s->slots);
   s->part = trm_alloc_zero(batch, sizeof *s->part);
-  s->scratch = trm_alloc_zero(s->scratch_floats, sizeof(float));
-  if (!s->x || !s->y || !s->z || !s->tokens || !s->slots || !s->part || !s->scratch) {
+  s->target = trm_alloc_zero(batch, sizeof *s->target);
+  s->inj_a = trm_alloc_zero(batch, sizeof *s->inj_a);
+  s->inj_b = trm_alloc_zero(batch, sizeof *s->inj_b);
+  if (!s->x || !s->y || !s->z || !s->tokens || !s->slots || !s->part || !s->target || !s->inj_a || !s->inj_b) {
     trm_session_free(s);
     return trm_fail(TRM_E_NOMEM, "out of memory for a session of %zu slots", batch);
+  }
+  trm_status st = trm_net_work_init(m, batch, NULL, &s->work);
+  if (st != TRM_OK) {
+    trm_session_free(s);
+    return st;
   }
   *out = s;
   return TRM_OK;
 }
 
-/* Replaces the pool and the per-worker scratch; the old ones stay if anything fails. */
+/* Replaces the pool and the work memory sized for it; the old ones stay if anything fails. */
 static trm_status set_threads(trm_session *s, int64_t requested) {
   size_t n = requested == 0 ? trm_cpu_count() : (size_t)requested;
   if ((int64_t)n == s->threads) return TRM_OK;
-  float *scratch = trm_alloc_zero(n, s->scratch_floats * sizeof(float));
-  if (!scratch) return trm_fail(TRM_E_NOMEM, "out of memory for the work memory of %zu threads", n);
   trm_pool *pool = NULL;
   if (n > 1) {
     trm_status st = trm_pool_create(n, &pool);
-    if (st != TRM_OK) {
-      trm_release(scratch);
-      return st;
-    }
+    if (st != TRM_OK) return st;
   }
+  trm_net_work work;
+  trm_status st = trm_net_work_init(s->model, s->batch, pool, &work);
+  if (st != TRM_OK) {
+    trm_pool_free(pool);
+    return st;
+  }
+  trm_net_work_free(&s->work);
   trm_pool_free(s->pool);
-  trm_release(s->scratch);
   s->pool = pool;
-  s->scratch = scratch;
+  s->work = work;
   s->threads = (int64_t)n;
   return TRM_OK;
 }
@@ -280,26 +291,20 @@ TRM_API trm_status trm_session_q(const trm_session *s, size_t slot, float *q_hal
 
 /* ---- the recursion ---- */
 
-typedef struct call_job {
-  trm_session *s;
-  bool answer; /* y = f(y, z) rather than z = f(z, y + x) */
-} call_job;
-
-/* One network call for every slot taking part, the slots dealt round-robin to the workers.
- * Each slot is computed whole by one worker, so results do not depend on the thread count. */
-static void run_call(void *ctx, size_t worker, size_t n_workers) {
-  const call_job *job = ctx;
-  trm_session *s = job->s;
-  float *scratch = s->scratch + worker * s->scratch_floats;
-  for (size_t i = worker; i < s->n_part; i += n_workers) {
+/* One network call for every slot taking part: the latent update z = f(z, y + x), or the
+ * answer update y = f(y, z). */
+static void run_call(trm_session *s, bool answer) {
+  size_t n = 0;
+  for (size_t i = 0; i < s->n_part; i++) {
     size_t k = s->part[i];
     if (!s->slots[k].in_step) continue; /* given a new input since the step began */
     float *y = state_of(s, s->y, k), *z = state_of(s, s->z, k);
-    if (job->answer)
-      trm_net_answer_update(s->model, y, z, scratch);
-    else
-      trm_net_latent_update(s->model, z, y, state_of(s, s->x, k), scratch);
+    s->target[n] = answer ? y : z;
+    s->inj_a[n] = answer ? z : y;
+    s->inj_b[n] = state_of(s, s->x, k);
+    n++;
   }
+  trm_net_call(s->model, &s->work, n, s->target, s->inj_a, answer ? NULL : s->inj_b);
 }
 
 /* Picks the slots for a new step; false if none is left to run. */
@@ -375,8 +380,7 @@ TRM_API trm_status trm_refine(trm_session *s, trm_event *ev) {
   } else {
     for (;;) {
       bool answer = s->call == c->L_cycles;
-      call_job job = {s, answer};
-      trm_pool_run(s->pool, run_call, &job);
+      run_call(s, answer);
       s->calls++;
       out.kind = answer ? TRM_EVENT_ANSWER : TRM_EVENT_LATENT;
       out.cycle = (int32_t)(s->cycle + 1);

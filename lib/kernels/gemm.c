@@ -1,30 +1,227 @@
-/* Portable float32 GEMM, C = A B, all row-major.
+/* The GEMM driver, C = A B, in the manner of BLIS: operands cut into panels that the
+ * microkernel reads contiguously, loops blocked so that a KC x NR panel of B stays in L1 and an
+ * MC x KC block of A in L2, and the tiles of C dealt to threads whole.
  *
- * Blocked so that a strip of C stays in L1 while rows of B stream past; the inner loop is a
- * contiguous multiply-add the compiler vectorises. Every C element sums its K products in order
- * k = 0 .. K-1 whatever the blocking, so results do not depend on how work is split. The SIMD
- * microkernels of the kernels issue replace this loop nest; this stays as the scalar reference. */
-#include "../internal.h"
+ *   for each NC columns of C                 (the worker's share of N)
+ *     for each KC slice of K                 B~ = that slice of B, packed unless it was at load
+ *       for each MC rows of C                A~ = that block of A, packed unless it was at load
+ *         for each NR panel, each MR panel:  microkernel: C tile (+)= A~ panel . B~ panel
+ *
+ * Weights are packed once at model load (trm_pack_right / trm_pack_left); activations are packed
+ * here, into the caller's per-worker buffer. Every element of C is the sum over the KC slices in
+ * order, each slice summed in order in a register, whatever the split: results do not depend on
+ * the number of threads. */
+#include "kernels.h"
 
 #include <string.h>
 
-enum { ROWS = 4, COLS = 256 };
+enum { KC = 256, MC_ROWS = 128, NC_COLS = 512 };
 
-void trm_gemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
-              size_t ldc) {
-  for (size_t i0 = 0; i0 < M; i0 += ROWS) {
-    size_t rows = M - i0 < ROWS ? M - i0 : ROWS;
-    for (size_t j0 = 0; j0 < N; j0 += COLS) {
-      size_t cols = N - j0 < COLS ? N - j0 : COLS;
-      for (size_t r = 0; r < rows; r++) memset(C + (i0 + r) * ldc + j0, 0, cols * sizeof *C);
-      for (size_t k = 0; k < K; k++) {
-        const float *b = B + k * ldb + j0;
-        for (size_t r = 0; r < rows; r++) {
-          float a = A[(i0 + r) * lda + k];
-          float *c = C + (i0 + r) * ldc + j0;
-          for (size_t j = 0; j < cols; j++) c[j] += a * b[j];
+static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+
+static size_t mc_panels(const trm_kernel *k) { return div_up(MC_ROWS, k->mr); }
+static size_t nc_panels(const trm_kernel *k) { return div_up(NC_COLS, k->nr); }
+
+size_t trm_gemm_buffer_floats(const trm_kernel *k) {
+  return mc_panels(k) * k->mr * KC + nc_panels(k) * k->nr * KC;
+}
+
+/* ---- packing weights at load ---- */
+
+void trm_packed_free(trm_packed *p) {
+  if (!p) return;
+  trm_release(p->data);
+  memset(p, 0, sizeof *p);
+}
+
+trm_status trm_pack_right(const trm_kernel *k, const float *w, size_t out_features, size_t in_features,
+                          trm_packed *p) {
+  size_t K = in_features, N = out_features, panels = div_up(N, k->nr), floats;
+  if (!trm_mul_ok(panels * k->nr, K, &floats)) return trm_fail(TRM_E_NOMEM, "weight too large to pack");
+  float *data = trm_alloc_zero(floats, sizeof(float));
+  if (!data) return trm_fail(TRM_E_NOMEM, "out of memory packing a %zu x %zu weight", N, K);
+  /* B = W^T: B[kk][n] = w[n][kk]; panel q holds columns q*NR .. q*NR+NR-1 of B, row by row */
+  for (size_t n = 0; n < N; n++) {
+    float *panel = data + (n / k->nr) * k->nr * K;
+    size_t j = n % k->nr;
+    for (size_t kk = 0; kk < K; kk++) panel[kk * k->nr + j] = w[n * K + kk];
+  }
+  *p = (trm_packed){.rows = K, .cols = N, .panel = k->nr, .left = false, .data = data};
+  return TRM_OK;
+}
+
+trm_status trm_pack_left(const trm_kernel *k, const float *w, size_t rows, size_t cols, trm_packed *p) {
+  size_t M = rows, K = cols, panels = div_up(M, k->mr), floats;
+  if (!trm_mul_ok(panels * k->mr, K, &floats)) return trm_fail(TRM_E_NOMEM, "weight too large to pack");
+  float *data = trm_alloc_zero(floats, sizeof(float));
+  if (!data) return trm_fail(TRM_E_NOMEM, "out of memory packing a %zu x %zu weight", M, K);
+  for (size_t m = 0; m < M; m++) {
+    float *panel = data + (m / k->mr) * k->mr * K;
+    size_t i = m % k->mr;
+    for (size_t kk = 0; kk < K; kk++) panel[kk * k->mr + i] = w[m * K + kk];
+  }
+  *p = (trm_packed){.rows = M, .cols = K, .panel = k->mr, .left = true, .data = data};
+  return TRM_OK;
+}
+
+/* ---- packing activations on the fly ---- */
+
+static float at(const trm_operand *x, size_t r, size_t c) {
+  return x->trans ? x->data[c * x->ld + r] : x->data[r * x->ld + c];
+}
+
+/* Rows [i0, i0+mc) x columns [k0, k0+kc) of A into MR-row panels (rows past M are zero). */
+static void pack_a(const trm_kernel *k, const trm_operand *A, size_t M, size_t i0, size_t mc, size_t k0, size_t kc,
+                   float *dst) {
+  size_t mr = k->mr;
+  for (size_t p = 0; p < div_up(mc, mr); p++) {
+    float *panel = dst + p * mr * kc;
+    for (size_t i = 0; i < mr; i++) {
+      size_t row = i0 + p * mr + i;
+      if (row >= M || p * mr + i >= mc) {
+        for (size_t kk = 0; kk < kc; kk++) panel[kk * mr + i] = 0.0f;
+      } else if (!A->trans) {
+        const float *src = A->data + row * A->ld + k0;
+        for (size_t kk = 0; kk < kc; kk++) panel[kk * mr + i] = src[kk];
+      } else {
+        for (size_t kk = 0; kk < kc; kk++) panel[kk * mr + i] = at(A, row, k0 + kk);
+      }
+    }
+  }
+}
+
+/* Rows [k0, k0+kc) x columns [j0, j0+nc) of B into NR-column panels (columns past N are zero). */
+static void pack_b(const trm_kernel *k, const trm_operand *B, size_t N, size_t j0, size_t nc, size_t k0, size_t kc,
+                   float *dst) {
+  size_t nr = k->nr;
+  for (size_t q = 0; q < div_up(nc, nr); q++) {
+    float *panel = dst + q * nr * kc;
+    size_t col0 = j0 + q * nr;
+    size_t valid = col0 < N ? min_sz(nr, min_sz(N - col0, nc - q * nr)) : 0;
+    if (!B->trans) {
+      for (size_t kk = 0; kk < kc; kk++) {
+        const float *src = B->data + (k0 + kk) * B->ld + col0;
+        float *row = panel + kk * nr;
+        memcpy(row, src, valid * sizeof *row);
+        for (size_t j = valid; j < nr; j++) row[j] = 0.0f;
+      }
+    } else { /* B[kk][col] = data[col][kk]: walk each column's contiguous run */
+      for (size_t j = 0; j < nr; j++) {
+        if (j < valid) {
+          const float *src = B->data + (col0 + j) * B->ld + k0;
+          for (size_t kk = 0; kk < kc; kk++) panel[kk * nr + j] = src[kk];
+        } else {
+          for (size_t kk = 0; kk < kc; kk++) panel[kk * nr + j] = 0.0f;
         }
       }
     }
   }
+}
+
+/* ---- the loops ---- */
+
+/* One tile: the microkernel straight into C when the tile is whole, else through a local tile. */
+static void tile(const trm_kernel *k, size_t kc, const float *a, const float *b, float *c, size_t ldc, size_t rows,
+                 size_t cols, bool accumulate) {
+  if (rows == k->mr && cols == k->nr) {
+    k->micro(kc, a, b, c, ldc, accumulate);
+    return;
+  }
+  _Alignas(64) float local[16 * 64];
+  k->micro(kc, a, b, local, k->nr, false);
+  for (size_t i = 0; i < rows; i++)
+    for (size_t j = 0; j < cols; j++)
+      c[i * ldc + j] = accumulate ? c[i * ldc + j] + local[i * k->nr + j] : local[i * k->nr + j];
+}
+
+/* C rows [m_p0*MR, m_p1*MR) x columns [n_p0*NR, n_p1*NR), clipped to M x N. */
+static void gemm_range(const trm_kernel *k, float *buffer, size_t M, size_t N, size_t K, const trm_operand *A,
+                       const trm_operand *B, float *C, size_t ldc, size_t m_p0, size_t m_p1, size_t n_p0,
+                       size_t n_p1) {
+  size_t mr = k->mr, nr = k->nr;
+  float *abuf = buffer, *bbuf = buffer + mc_panels(k) * mr * KC;
+  size_t m_end = min_sz(m_p1 * mr, M), n_end = min_sz(n_p1 * nr, N);
+  for (size_t j0 = n_p0 * nr; j0 < n_end; j0 += nc_panels(k) * nr) {
+    size_t nc = min_sz(nc_panels(k) * nr, n_end - j0);
+    for (size_t k0 = 0; k0 < K; k0 += KC) {
+      size_t kc = min_sz(KC, K - k0);
+      const float *bp;
+      size_t b_stride;
+      if (B->packed) {
+        bp = B->packed->data + (j0 / nr) * nr * K + k0 * nr;
+        b_stride = nr * K;
+      } else {
+        pack_b(k, B, N, j0, nc, k0, kc, bbuf);
+        bp = bbuf;
+        b_stride = nr * kc;
+      }
+      for (size_t i0 = m_p0 * mr; i0 < m_end; i0 += mc_panels(k) * mr) {
+        size_t mc = min_sz(mc_panels(k) * mr, m_end - i0);
+        const float *ap;
+        size_t a_stride;
+        if (A->packed) {
+          ap = A->packed->data + (i0 / mr) * mr * K + k0 * mr;
+          a_stride = mr * K;
+        } else {
+          pack_a(k, A, M, i0, mc, k0, kc, abuf);
+          ap = abuf;
+          a_stride = mr * kc;
+        }
+        for (size_t q = 0; q < div_up(nc, nr); q++) {
+          size_t cols = min_sz(nr, nc - q * nr);
+          for (size_t p = 0; p < div_up(mc, mr); p++) {
+            size_t rows = min_sz(mr, mc - p * mr);
+            tile(k, kc, ap + p * a_stride, bp + q * b_stride, C + (i0 + p * mr) * ldc + j0 + q * nr, ldc, rows,
+                 cols, k0 > 0);
+          }
+        }
+      }
+    }
+  }
+}
+
+void trm_gemm_single(const trm_kernel *k, float *buffer, size_t M, size_t N, size_t K, trm_operand A, trm_operand B,
+                     float *C, size_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    for (size_t i = 0; i < M; i++) memset(C + i * ldc, 0, N * sizeof *C);
+    return;
+  }
+  gemm_range(k, buffer, M, N, K, &A, &B, C, ldc, 0, div_up(M, k->mr), 0, div_up(N, k->nr));
+}
+
+typedef struct gemm_job {
+  const trm_kernel *k;
+  float *buffers;
+  size_t M, N, K, ldc;
+  const trm_operand *A, *B;
+  float *C;
+  bool split_n;
+} gemm_job;
+
+static void gemm_worker(void *ctx, size_t w, size_t n_workers) {
+  const gemm_job *j = ctx;
+  size_t pm = div_up(j->M, j->k->mr), pn = div_up(j->N, j->k->nr);
+  size_t total = j->split_n ? pn : pm;
+  size_t lo = total * w / n_workers, hi = total * (w + 1) / n_workers;
+  if (lo == hi) return;
+  float *buffer = j->buffers + w * trm_gemm_buffer_floats(j->k);
+  if (j->split_n)
+    gemm_range(j->k, buffer, j->M, j->N, j->K, j->A, j->B, j->C, j->ldc, 0, pm, lo, hi);
+  else
+    gemm_range(j->k, buffer, j->M, j->N, j->K, j->A, j->B, j->C, j->ldc, lo, hi, 0, pn);
+}
+
+void trm_gemm_threaded(const trm_kernel *k, trm_pool *pool, float *buffers, size_t M, size_t N, size_t K,
+                       trm_operand A, trm_operand B, float *C, size_t ldc) {
+  size_t workers = trm_pool_size(pool);
+  size_t pm = div_up(M, k->mr), pn = div_up(N, k->nr);
+  if (workers == 1 || K == 0 || M == 0 || N == 0) {
+    trm_gemm_single(k, buffers, M, N, K, A, B, C, ldc);
+    return;
+  }
+  /* split the dimension with more panels; the columns when they are enough for everyone */
+  gemm_job job = {k, buffers, M, N, K, ldc, &A, &B, C, pn >= workers || pn >= pm};
+  trm_pool_run(pool, gemm_worker, &job);
 }

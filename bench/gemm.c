@@ -1,0 +1,167 @@
+/* bench/gemm: libtrm's GEMM against OpenBLAS sgemm on the matrix shapes TRM runs, and against
+ * the machine's FP32 FMA peak measured by a probe in the same run.
+ *
+ *   gemm [--threads N] [--reps R]
+ *
+ * For each shape: GFLOP/s of libtrm (weights packed once, as the library does at load) and of
+ * cblas_sgemm on the same operands (row-major, B transposed as PyTorch's x W^T), the median of
+ * R timed runs each, the ratio libtrm / OpenBLAS, and libtrm's fraction of the peak for that
+ * many threads. OpenBLAS is only linked into this benchmark, never into the library. */
+#define _GNU_SOURCE
+#include <cblas.h>
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return v[n / 2];
+}
+
+/* ---- FMA peak probe: 12 independent AVX-512 FMA chains per thread ---- */
+
+#define CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+__attribute__((target("avx512f,fma"))) static void *peak_thread(void *arg) {
+  double *gflops = arg;
+  /* twelve named accumulators, so that they live in registers, not in memory */
+#define DECLARE(i) __m512 acc##i = _mm512_set1_ps((float)i);
+#define STEP(i) acc##i = _mm512_fmadd_ps(acc##i, x, y);
+#define SUM(i) sink += _mm512_reduce_add_ps(acc##i);
+  __m512 x = _mm512_set1_ps(1.0000001f), y = _mm512_set1_ps(0.9999999f);
+  CHAINS(DECLARE)
+  const long iters = 50000000;
+  double t0 = now();
+  for (long n = 0; n < iters; n++) {
+    CHAINS(STEP)
+  }
+  double dt = now() - t0;
+  float sink = 0;
+  CHAINS(SUM)
+  *gflops = (double)iters * 12 * 16 * 2 / dt * 1e-9 + (sink == 12345.0f ? 1e-30 : 0);
+  return NULL;
+}
+
+static double fma_peak(int threads) {
+  if (!__builtin_cpu_supports("avx512f")) return 0;
+  pthread_t t[64];
+  double g[64];
+  for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, peak_thread, &g[i]);
+  double total = 0;
+  for (int i = 0; i < threads; i++) {
+    pthread_join(t[i], NULL);
+    total += g[i];
+  }
+  return total;
+}
+
+/* ---- the shapes ---- */
+
+typedef struct shape {
+  const char *what;
+  size_t M, N, K;
+  bool left; /* the weight is the left operand (token MLP) */
+} shape;
+
+static const shape shapes[] = {
+    {"sudoku b1  qkv      x W^T", 97, 1536, 512, false},
+    {"sudoku b1  gate_up  x W^T", 97, 3072, 512, false},
+    {"sudoku b1  down     x W^T", 97, 512, 1536, false},
+    {"sudoku     mlp_t gate_up W h", 1024, 512, 97, true},
+    {"sudoku     mlp_t down    W h", 97, 512, 512, true},
+    {"sudoku b16 gate_up  x W^T", 1552, 3072, 512, false},
+    {"sudoku b16 down     x W^T", 1552, 512, 1536, false},
+    {"arc b1     qkv      x W^T", 916, 1536, 512, false},
+    {"arc b1     o        x W^T", 916, 512, 512, false},
+    {"arc b1     gate_up  x W^T", 916, 3072, 512, false},
+    {"arc b1     down     x W^T", 916, 512, 1536, false},
+};
+
+static void fill(float *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i++) {
+    seed = seed * 1664525u + 1013904223u;
+    p[i] = (float)((seed >> 9) & 0xFFFF) / 65536.0f - 0.5f;
+  }
+}
+
+int main(int argc, char **argv) {
+  int threads = 1, reps = 7;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+    else {
+      fprintf(stderr, "usage: %s [--threads N] [--reps R]\n", argv[0]);
+      return 2;
+    }
+  }
+  const trm_kernel *k = trm_kernel_select();
+  trm_pool *pool = NULL;
+  if (threads > 1 && trm_pool_create((size_t)threads, &pool) != TRM_OK) return 1;
+  float *buffers = trm_alloc_zero((size_t)threads, trm_gemm_buffer_floats(k) * sizeof(float));
+  openblas_set_num_threads(threads);
+  double peak = fma_peak(threads);
+  printf("libtrm kernel %s, %d thread(s); FMA peak probe %.1f GFLOP/s; OpenBLAS %s\n", k->name, threads, peak,
+         openblas_get_config());
+  printf("%-30s %6s %6s %6s %9s %9s %7s %6s\n", "shape", "M", "N", "K", "libtrm", "openblas", "ratio", "%peak");
+  double *t_ours = malloc(sizeof(double) * (size_t)reps), *t_blas = malloc(sizeof(double) * (size_t)reps);
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const shape *sh = &shapes[s];
+    size_t M = sh->M, N = sh->N, K = sh->K;
+    float *act = malloc(sizeof(float) * (sh->left ? K * N : M * K));
+    float *w = malloc(sizeof(float) * (sh->left ? M * K : N * K));
+    float *c1 = malloc(sizeof(float) * M * N), *c2 = malloc(sizeof(float) * M * N);
+    fill(act, sh->left ? K * N : M * K, 1);
+    fill(w, sh->left ? M * K : N * K, 2);
+    trm_packed packed;
+    if ((sh->left ? trm_pack_left(k, w, M, K, &packed) : trm_pack_right(k, w, N, K, &packed)) != TRM_OK) return 1;
+    trm_operand wop = {.packed = &packed}, aop = {.data = act, .ld = sh->left ? N : K};
+    double flop = 2.0 * (double)M * (double)N * (double)K;
+    for (int r = 0; r < reps; r++) {
+      double t0 = now();
+      if (sh->left) trm_gemm_threaded(k, pool, buffers, M, N, K, wop, aop, c1, N);
+      else trm_gemm_threaded(k, pool, buffers, M, N, K, aop, wop, c1, N);
+      t_ours[r] = now() - t0;
+      t0 = now();
+      if (sh->left)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, w, (int)K, act, (int)N,
+                    0.0f, c2, (int)N);
+      else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, act, (int)K, w, (int)K,
+                    0.0f, c2, (int)N);
+      t_blas[r] = now() - t0;
+    }
+    double worst = 0;
+    for (size_t i = 0; i < M * N; i++) {
+      double d = c1[i] - c2[i];
+      worst = d > worst ? d : -d > worst ? -d : worst;
+    }
+    double ours = flop / median(t_ours, reps) * 1e-9, blas = flop / median(t_blas, reps) * 1e-9;
+    printf("%-30s %6zu %6zu %6zu %9.1f %9.1f %7.2f %5.0f%%%s\n", sh->what, M, N, K, ours, blas, ours / blas,
+           peak > 0 ? 100 * ours / peak : 0, worst > 1e-3 ? "  MISMATCH" : "");
+    trm_packed_free(&packed);
+    free(act);
+    free(w);
+    free(c1);
+    free(c2);
+  }
+  free(t_ours);
+  free(t_blas);
+  trm_release(buffers);
+  trm_pool_free(pool);
+  return 0;
+}

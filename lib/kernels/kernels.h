@@ -1,0 +1,76 @@
+/* The matrix-product kernels: a BLIS-style driver (packing, cache blocking, threads) around one
+ * register-blocked microkernel per ISA. The microkernels are the only ISA-specific code. */
+#ifndef TRM_KERNELS_H
+#define TRM_KERNELS_H
+
+#include "../common.h"
+
+typedef enum trm_isa { TRM_ISA_SCALAR = 0, TRM_ISA_AVX2 = 1, TRM_ISA_AVX512 = 2, TRM_ISA_NEON = 3 } trm_isa;
+
+/* Computes one full MR x NR tile: c[i*ldc + j] = (accumulate ? c[i*ldc + j] : 0) + sum over
+ * k < kc of a[k*MR + i] * b[k*NR + j], the sum formed in order of k in a register before it is
+ * added to c. a and b are packed panels (see trm_packed). */
+typedef void (*trm_micro_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc, bool accumulate);
+
+typedef struct trm_kernel {
+  trm_isa isa;
+  const char *name;
+  size_t mr, nr;
+  trm_micro_fn micro;
+} trm_kernel;
+
+/* The kernel for an ISA, or NULL when it is not compiled in or this CPU lacks it. */
+TRM_HIDDEN const trm_kernel *trm_kernel_for(trm_isa isa);
+/* The best kernel this CPU runs, lowered by the environment variable TRM_ISA
+ * (scalar | avx2 | avx512 | neon) when that names one the CPU has. */
+TRM_HIDDEN const trm_kernel *trm_kernel_select(void);
+
+/* A weight matrix packed once for one kernel. As the right operand B [K, N] of C = A B it is cut
+ * into panels of NR columns, each holding K rows of NR floats; as the left operand A [M, K],
+ * into panels of MR rows, each holding K columns of MR floats. Padding is zero. */
+typedef struct trm_packed {
+  size_t rows, cols; /* of the operand as it enters the product: B is K x N, A is M x K */
+  size_t panel;      /* NR for a right operand, MR for a left one */
+  bool left;
+  float *data;
+} trm_packed;
+
+/* Packs a PyTorch weight W [out, in] (y = x W^T) as the right operand W^T [in, out]. */
+TRM_HIDDEN trm_status trm_pack_right(const trm_kernel *k, const float *w, size_t out_features, size_t in_features,
+                                     trm_packed *p);
+/* Packs W [M, K] as the left operand of C = W B (the token MLP multiplies the state from the left). */
+TRM_HIDDEN trm_status trm_pack_left(const trm_kernel *k, const float *w, size_t rows, size_t cols, trm_packed *p);
+TRM_HIDDEN void trm_packed_free(trm_packed *p);
+
+/* One operand of a product: packed weights, or a row-major matrix (trans: read as its transpose). */
+typedef struct trm_operand {
+  const trm_packed *packed;
+  const float *data;
+  size_t ld;
+  bool trans;
+} trm_operand;
+
+/* Floats of packing memory one worker needs (trm_gemm_* take a buffer of this many per worker). */
+TRM_HIDDEN size_t trm_gemm_buffer_floats(const trm_kernel *k);
+
+/* C [M, N] = A [M, K] B [K, N] on the calling thread, with one worker's packing buffer. */
+TRM_HIDDEN void trm_gemm_single(const trm_kernel *k, float *buffer, size_t M, size_t N, size_t K, trm_operand A,
+                                trm_operand B, float *C, size_t ldc);
+
+/* The same, split over the pool's workers (buffers: one trm_gemm_buffer_floats block each).
+ * Each tile of C is computed whole by one worker in the same order whatever the split, so the
+ * result is bitwise the same for every number of workers. */
+TRM_HIDDEN void trm_gemm_threaded(const trm_kernel *k, trm_pool *pool, float *buffers, size_t M, size_t N, size_t K,
+                                  trm_operand A, trm_operand B, float *C, size_t ldc);
+
+/* Microkernels, defined in micro_*.c. */
+TRM_HIDDEN extern const trm_kernel trm_kernel_scalar;
+#if defined(__x86_64__) || defined(__i386__)
+TRM_HIDDEN extern const trm_kernel trm_kernel_avx2;
+TRM_HIDDEN extern const trm_kernel trm_kernel_avx512;
+#endif
+#if defined(__aarch64__)
+TRM_HIDDEN extern const trm_kernel trm_kernel_neon;
+#endif
+
+#endif

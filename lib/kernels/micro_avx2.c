@@ -1,0 +1,70 @@
+/* AVX2 + FMA microkernel: a 6 x 16 tile in 12 ymm accumulators; per k, two loads of B and six
+ * broadcasts of A feed twelve FMAs. Compiled for AVX2 by a target attribute and only called
+ * after cpu.c has checked the CPU. */
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+enum { MR = 6, NR = 16 };
+
+__attribute__((target("avx2,fma"))) static void micro_avx2(size_t kc, const float *a, const float *b, float *c,
+                                                            size_t ldc, bool accumulate) {
+  /* written out row by row so that every accumulator lives in a register */
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  for (size_t k = 0; k < kc; k++, a += MR, b += NR) {
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ai;
+    ai = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(ai, b0, c00);
+    c01 = _mm256_fmadd_ps(ai, b1, c01);
+    ai = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(ai, b0, c10);
+    c11 = _mm256_fmadd_ps(ai, b1, c11);
+    ai = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(ai, b0, c20);
+    c21 = _mm256_fmadd_ps(ai, b1, c21);
+    ai = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(ai, b0, c30);
+    c31 = _mm256_fmadd_ps(ai, b1, c31);
+    ai = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(ai, b0, c40);
+    c41 = _mm256_fmadd_ps(ai, b1, c41);
+    ai = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(ai, b0, c50);
+    c51 = _mm256_fmadd_ps(ai, b1, c51);
+  }
+  if (accumulate) {
+    c00 = _mm256_add_ps(_mm256_loadu_ps(c + 0 * ldc), c00);
+    c01 = _mm256_add_ps(_mm256_loadu_ps(c + 0 * ldc + 8), c01);
+    c10 = _mm256_add_ps(_mm256_loadu_ps(c + 1 * ldc), c10);
+    c11 = _mm256_add_ps(_mm256_loadu_ps(c + 1 * ldc + 8), c11);
+    c20 = _mm256_add_ps(_mm256_loadu_ps(c + 2 * ldc), c20);
+    c21 = _mm256_add_ps(_mm256_loadu_ps(c + 2 * ldc + 8), c21);
+    c30 = _mm256_add_ps(_mm256_loadu_ps(c + 3 * ldc), c30);
+    c31 = _mm256_add_ps(_mm256_loadu_ps(c + 3 * ldc + 8), c31);
+    c40 = _mm256_add_ps(_mm256_loadu_ps(c + 4 * ldc), c40);
+    c41 = _mm256_add_ps(_mm256_loadu_ps(c + 4 * ldc + 8), c41);
+    c50 = _mm256_add_ps(_mm256_loadu_ps(c + 5 * ldc), c50);
+    c51 = _mm256_add_ps(_mm256_loadu_ps(c + 5 * ldc + 8), c51);
+  }
+  _mm256_storeu_ps(c + 0 * ldc, c00);
+  _mm256_storeu_ps(c + 0 * ldc + 8, c01);
+  _mm256_storeu_ps(c + 1 * ldc, c10);
+  _mm256_storeu_ps(c + 1 * ldc + 8, c11);
+  _mm256_storeu_ps(c + 2 * ldc, c20);
+  _mm256_storeu_ps(c + 2 * ldc + 8, c21);
+  _mm256_storeu_ps(c + 3 * ldc, c30);
+  _mm256_storeu_ps(c + 3 * ldc + 8, c31);
+  _mm256_storeu_ps(c + 4 * ldc, c40);
+  _mm256_storeu_ps(c + 4 * ldc + 8, c41);
+  _mm256_storeu_ps(c + 5 * ldc, c50);
+  _mm256_storeu_ps(c + 5 * ldc + 8, c51);
+}
+
+const trm_kernel trm_kernel_avx2 = {TRM_ISA_AVX2, "avx2", MR, NR, micro_avx2};
+#endif

@@ -1,0 +1,134 @@
+/* AVX-512 microkernel: a 14 x 32 tile in 28 zmm accumulators (of 32); per k, two loads of B and
+ * fourteen broadcasts of A feed 28 FMAs, enough independent chains to keep both FMA pipes busy.
+ * Compiled for AVX-512 by a target attribute and only called after cpu.c has checked the CPU. */
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+enum { MR = 14, NR = 32 };
+
+__attribute__((target("avx512f,fma"))) static void micro_avx512(size_t kc, const float *a, const float *b, float *c,
+                                                                 size_t ldc, bool accumulate) {
+  /* written out row by row so that every accumulator lives in a register */
+  __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
+  __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+  __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
+  __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
+  __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
+  __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+  __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();
+  __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
+  __m512 c80 = _mm512_setzero_ps(), c81 = _mm512_setzero_ps();
+  __m512 c90 = _mm512_setzero_ps(), c91 = _mm512_setzero_ps();
+  __m512 c100 = _mm512_setzero_ps(), c101 = _mm512_setzero_ps();
+  __m512 c110 = _mm512_setzero_ps(), c111 = _mm512_setzero_ps();
+  __m512 c120 = _mm512_setzero_ps(), c121 = _mm512_setzero_ps();
+  __m512 c130 = _mm512_setzero_ps(), c131 = _mm512_setzero_ps();
+  for (size_t k = 0; k < kc; k++, a += MR, b += NR) {
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), ai;
+    ai = _mm512_set1_ps(a[0]);
+    c00 = _mm512_fmadd_ps(ai, b0, c00);
+    c01 = _mm512_fmadd_ps(ai, b1, c01);
+    ai = _mm512_set1_ps(a[1]);
+    c10 = _mm512_fmadd_ps(ai, b0, c10);
+    c11 = _mm512_fmadd_ps(ai, b1, c11);
+    ai = _mm512_set1_ps(a[2]);
+    c20 = _mm512_fmadd_ps(ai, b0, c20);
+    c21 = _mm512_fmadd_ps(ai, b1, c21);
+    ai = _mm512_set1_ps(a[3]);
+    c30 = _mm512_fmadd_ps(ai, b0, c30);
+    c31 = _mm512_fmadd_ps(ai, b1, c31);
+    ai = _mm512_set1_ps(a[4]);
+    c40 = _mm512_fmadd_ps(ai, b0, c40);
+    c41 = _mm512_fmadd_ps(ai, b1, c41);
+    ai = _mm512_set1_ps(a[5]);
+    c50 = _mm512_fmadd_ps(ai, b0, c50);
+    c51 = _mm512_fmadd_ps(ai, b1, c51);
+    ai = _mm512_set1_ps(a[6]);
+    c60 = _mm512_fmadd_ps(ai, b0, c60);
+    c61 = _mm512_fmadd_ps(ai, b1, c61);
+    ai = _mm512_set1_ps(a[7]);
+    c70 = _mm512_fmadd_ps(ai, b0, c70);
+    c71 = _mm512_fmadd_ps(ai, b1, c71);
+    ai = _mm512_set1_ps(a[8]);
+    c80 = _mm512_fmadd_ps(ai, b0, c80);
+    c81 = _mm512_fmadd_ps(ai, b1, c81);
+    ai = _mm512_set1_ps(a[9]);
+    c90 = _mm512_fmadd_ps(ai, b0, c90);
+    c91 = _mm512_fmadd_ps(ai, b1, c91);
+    ai = _mm512_set1_ps(a[10]);
+    c100 = _mm512_fmadd_ps(ai, b0, c100);
+    c101 = _mm512_fmadd_ps(ai, b1, c101);
+    ai = _mm512_set1_ps(a[11]);
+    c110 = _mm512_fmadd_ps(ai, b0, c110);
+    c111 = _mm512_fmadd_ps(ai, b1, c111);
+    ai = _mm512_set1_ps(a[12]);
+    c120 = _mm512_fmadd_ps(ai, b0, c120);
+    c121 = _mm512_fmadd_ps(ai, b1, c121);
+    ai = _mm512_set1_ps(a[13]);
+    c130 = _mm512_fmadd_ps(ai, b0, c130);
+    c131 = _mm512_fmadd_ps(ai, b1, c131);
+  }
+  if (accumulate) {
+    c00 = _mm512_add_ps(_mm512_loadu_ps(c + 0 * ldc), c00);
+    c01 = _mm512_add_ps(_mm512_loadu_ps(c + 0 * ldc + 16), c01);
+    c10 = _mm512_add_ps(_mm512_loadu_ps(c + 1 * ldc), c10);
+    c11 = _mm512_add_ps(_mm512_loadu_ps(c + 1 * ldc + 16), c11);
+    c20 = _mm512_add_ps(_mm512_loadu_ps(c + 2 * ldc), c20);
+    c21 = _mm512_add_ps(_mm512_loadu_ps(c + 2 * ldc + 16), c21);
+    c30 = _mm512_add_ps(_mm512_loadu_ps(c + 3 * ldc), c30);
+    c31 = _mm512_add_ps(_mm512_loadu_ps(c + 3 * ldc + 16), c31);
+    c40 = _mm512_add_ps(_mm512_loadu_ps(c + 4 * ldc), c40);
+    c41 = _mm512_add_ps(_mm512_loadu_ps(c + 4 * ldc + 16), c41);
+    c50 = _mm512_add_ps(_mm512_loadu_ps(c + 5 * ldc), c50);
+    c51 = _mm512_add_ps(_mm512_loadu_ps(c + 5 * ldc + 16), c51);
+    c60 = _mm512_add_ps(_mm512_loadu_ps(c + 6 * ldc), c60);
+    c61 = _mm512_add_ps(_mm512_loadu_ps(c + 6 * ldc + 16), c61);
+    c70 = _mm512_add_ps(_mm512_loadu_ps(c + 7 * ldc), c70);
+    c71 = _mm512_add_ps(_mm512_loadu_ps(c + 7 * ldc + 16), c71);
+    c80 = _mm512_add_ps(_mm512_loadu_ps(c + 8 * ldc), c80);
+    c81 = _mm512_add_ps(_mm512_loadu_ps(c + 8 * ldc + 16), c81);
+    c90 = _mm512_add_ps(_mm512_loadu_ps(c + 9 * ldc), c90);
+    c91 = _mm512_add_ps(_mm512_loadu_ps(c + 9 * ldc + 16), c91);
+    c100 = _mm512_add_ps(_mm512_loadu_ps(c + 10 * ldc), c100);
+    c101 = _mm512_add_ps(_mm512_loadu_ps(c + 10 * ldc + 16), c101);
+    c110 = _mm512_add_ps(_mm512_loadu_ps(c + 11 * ldc), c110);
+    c111 = _mm512_add_ps(_mm512_loadu_ps(c + 11 * ldc + 16), c111);
+    c120 = _mm512_add_ps(_mm512_loadu_ps(c + 12 * ldc), c120);
+    c121 = _mm512_add_ps(_mm512_loadu_ps(c + 12 * ldc + 16), c121);
+    c130 = _mm512_add_ps(_mm512_loadu_ps(c + 13 * ldc), c130);
+    c131 = _mm512_add_ps(_mm512_loadu_ps(c + 13 * ldc + 16), c131);
+  }
+  _mm512_storeu_ps(c + 0 * ldc, c00);
+  _mm512_storeu_ps(c + 0 * ldc + 16, c01);
+  _mm512_storeu_ps(c + 1 * ldc, c10);
+  _mm512_storeu_ps(c + 1 * ldc + 16, c11);
+  _mm512_storeu_ps(c + 2 * ldc, c20);
+  _mm512_storeu_ps(c + 2 * ldc + 16, c21);
+  _mm512_storeu_ps(c + 3 * ldc, c30);
+  _mm512_storeu_ps(c + 3 * ldc + 16, c31);
+  _mm512_storeu_ps(c + 4 * ldc, c40);
+  _mm512_storeu_ps(c + 4 * ldc + 16, c41);
+  _mm512_storeu_ps(c + 5 * ldc, c50);
+  _mm512_storeu_ps(c + 5 * ldc + 16, c51);
+  _mm512_storeu_ps(c + 6 * ldc, c60);
+  _mm512_storeu_ps(c + 6 * ldc + 16, c61);
+  _mm512_storeu_ps(c + 7 * ldc, c70);
+  _mm512_storeu_ps(c + 7 * ldc + 16, c71);
+  _mm512_storeu_ps(c + 8 * ldc, c80);
+  _mm512_storeu_ps(c + 8 * ldc + 16, c81);
+  _mm512_storeu_ps(c + 9 * ldc, c90);
+  _mm512_storeu_ps(c + 9 * ldc + 16, c91);
+  _mm512_storeu_ps(c + 10 * ldc, c100);
+  _mm512_storeu_ps(c + 10 * ldc + 16, c101);
+  _mm512_storeu_ps(c + 11 * ldc, c110);
+  _mm512_storeu_ps(c + 11 * ldc + 16, c111);
+  _mm512_storeu_ps(c + 12 * ldc, c120);
+  _mm512_storeu_ps(c + 12 * ldc + 16, c121);
+  _mm512_storeu_ps(c + 13 * ldc, c130);
+  _mm512_storeu_ps(c + 13 * ldc + 16, c131);
+}
+
+const trm_kernel trm_kernel_avx512 = {TRM_ISA_AVX512, "avx512", MR, NR, micro_avx512};
+#endif
