@@ -36,7 +36,7 @@ PCFILE   := $(B)/libtrm.pc
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -pthread)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 
-.PHONY: FORCE all check deps run-checks demo install uninstall docs clean
+.PHONY: FORCE all check check-neon deps run-checks demo install uninstall docs clean
 all: $(SHARED) $(B)/libtrm.so $(STATIC) $(PCFILE) $(B)/examples/step
 
 $(B)/pic/%.o: %.c $(LIB_HDRS)
@@ -106,8 +106,36 @@ $(B)/conformance/%/ref.stamp: tests/conformance/%.npz tests/conformance/unpack_n
 	$(PYTHON) tests/conformance/unpack_npz.py $< $(dir $@)
 	touch $@
 
+$(B)/tests/test_kernels: tests/test_kernels.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARNINGS) -Iinclude -Ilib $(CFLAGS) $< -o $@ $(STATIC) -lm -pthread
+
 CONF_DEPS := $(foreach c,$(CONF_CASES),$(B)/conformance/$(c)/model.safetensors $(B)/conformance/$(c)/ref.stamp)
-TESTS := $(B)/tests/test_api $(B)/tests/test_loader $(B)/tests/conformance
+TESTS := $(B)/tests/test_api $(B)/tests/test_loader $(B)/tests/test_kernels $(B)/tests/conformance
+# every kernel this CPU has; TRM_ISA falls back to the best one for those it lacks, and the
+# conformance test prints which kernel ran
+ISAS := scalar avx2 avx512 neon
+
+# The NEON kernel, cross-compiled with Debian's aarch64 toolchain and run under qemu-user.
+CROSS_CC ?= aarch64-linux-gnu-gcc
+QEMU     ?= qemu-aarch64
+ARM64    := $(B)/arm64
+$(ARM64)/test_kernels: tests/test_kernels.c $(LIB_SRCS) $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CROSS_CC) $(WARNINGS) -O2 -static -Iinclude -Ilib $(LIB_SRCS) $< -o $@ -lm -pthread
+
+$(ARM64)/conformance: tests/conformance.c tests/npy.c $(LIB_SRCS) $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CROSS_CC) $(WARNINGS) -O2 -static -Iinclude -Ilib $(LIB_SRCS) tests/conformance.c tests/npy.c -o $@ -lm -pthread
+
+check-neon: $(CONF_DEPS)
+	@if ! command -v $(CROSS_CC) >/dev/null || ! command -v $(QEMU) >/dev/null; then \
+	  echo "check-neon: SKIPPED: needs $(CROSS_CC) and $(QEMU) (Debian: gcc-aarch64-linux-gnu qemu-user)"; \
+	else \
+	  $(MAKE) --no-print-directory $(ARM64)/test_kernels $(ARM64)/conformance && \
+	  $(QEMU) $(ARM64)/test_kernels && \
+	  for c in $(CONF_CASES); do $(QEMU) $(ARM64)/conformance $(B)/conformance/$$c/model.safetensors $(B)/conformance/$$c || exit 1; done; \
+	fi
 
 check: deps
 	$(MAKE) run-checks
@@ -118,10 +146,15 @@ deps:
 run-checks: all $(TESTS) $(CONF_DEPS)
 	bash tests/check-symbols.sh $(SHARED)
 	$(B)/tests/test_loader
-	$(B)/tests/test_api
-	@for c in $(CONF_CASES); do \
-	  $(B)/tests/conformance $(B)/conformance/$$c/model.safetensors $(B)/conformance/$$c || exit 1; \
+	$(B)/tests/test_kernels
+	@for isa in $(ISAS); do \
+	  echo "TRM_ISA=$$isa: unit tests and conformance"; \
+	  TRM_ISA=$$isa $(B)/tests/test_api | tail -1 || exit 1; \
+	  for c in $(CONF_CASES); do \
+	    TRM_ISA=$$isa $(B)/tests/conformance $(B)/conformance/$$c/model.safetensors $(B)/conformance/$$c || exit 1; \
+	  done; \
 	done
+	$(MAKE) --no-print-directory check-neon
 	$(B)/examples/step models/demo.safetensors > $(B)/demo.out
 	@grep -q "^step 1" $(B)/demo.out && echo "example: ok"
 

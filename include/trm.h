@@ -134,7 +134,7 @@ typedef enum trm_slot_state {
 typedef struct trm_event {
   size_t size;         /**< Set by the caller: sizeof(trm_event). */
   trm_event_kind kind; /**< What the last network call of this unit was. */
-  int64_t step;        /**< 1-based number of the session's supervision step this unit belongs to (0 if none ran). */
+  int64_t step;        /**< 1-based number of the session's supervision step this unit belongs to; when nothing ran, the number of steps the session has begun. */
   int32_t cycle;       /**< 1-based H-cycle within that step, 1..H_cycles. */
   int32_t call;        /**< 1-based network call within that cycle, 1..L_cycles+1 (L_cycles+1 is the answer update). */
   int64_t calls;       /**< Network calls (over all running slots counted once) made by the session so far. */
@@ -205,7 +205,10 @@ TRM_API void trm_model_free(trm_model *m);
  * "puzzle_emb_ndim", "puzzle_emb_len" (the resolved prefix length P), "halt_max_steps",
  * "mlp_t" (0/1), "no_ACT_continue" (0/1), "pos_encodings" (0 none, 1 rope, 2 learned);
  * and derived sizes: "state_len" (S = seq_len + P), "head_dim", "inter_size" (SwiGLU
- * width), "inter_t_size" (token-MLP SwiGLU width, 0 without mlp_t), "param_count".
+ * width), "inter_t_size" (token-MLP SwiGLU width, 0 without mlp_t), "param_count";
+ * and "isa", the matrix kernel the weights were packed for (0 scalar, 1 AVX2, 2 AVX-512,
+ * 3 NEON): the best the CPU has, or a lower one named by the environment variable
+ * TRM_ISA=scalar|avx2|avx512|neon when the model was loaded.
  * @param m The model.
  * @param key One of the names above.
  * @param value Receives the value.

@@ -431,6 +431,7 @@ TRM_API trm_status trm_model_info(const trm_model *m, const char *key, int64_t *
       {"no_ACT_continue", c->no_act_continue},
       {"pos_encodings", c->pos_encodings},
       {"param_count", m->param_count},
+      {"isa", m->kernel->isa},
   };
   for (size_t i = 0; i < sizeof facts / sizeof facts[0]; i++) {
     if (strcmp(key, facts[i].key) == 0) {

@@ -139,7 +139,11 @@ int main(int argc, char **argv) {
       w.logits = fmax(w.logits, here.logits);
     }
   }
-  printf("conformance %s: %zu steps x %zu slots, worst error y %.2e z %.2e q %.2e logits(rel) %.2e: %s\n", dir, K, B,
+  int64_t isa;
+  CHECK(trm_model_info(m, "isa", &isa));
+  static const char *isa_names[] = {"scalar", "avx2", "avx512", "neon"};
+  printf("conformance %s [%s]: %zu steps x %zu slots, worst error y %.2e z %.2e q %.2e logits(rel) %.2e: %s\n", dir,
+         isa >= 0 && isa < 4 ? isa_names[isa] : "?", K, B,
          w.y, w.z, w.q, w.logits, failed ? "FAIL" : "ok");
   free(buf);
   free(lbuf);
