@@ -36,7 +36,7 @@ PCFILE   := $(B)/libtrm.pc
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -pthread)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 
-.PHONY: FORCE all check check-neon deps run-checks demo install uninstall docs clean
+.PHONY: FORCE all bench check check-neon deps run-checks demo install uninstall docs clean
 all: $(SHARED) $(B)/libtrm.so $(STATIC) $(PCFILE) $(B)/examples/step
 
 $(B)/pic/%.o: %.c $(LIB_HDRS)
@@ -157,6 +157,22 @@ run-checks: all $(TESTS) $(CONF_DEPS)
 	$(MAKE) --no-print-directory check-neon
 	$(B)/examples/step models/demo.safetensors > $(B)/demo.out
 	@grep -q "^step 1" $(B)/demo.out && echo "example: ok"
+
+# ---- benchmarks (bench/): figures and ratios against peers measured in the same run ----
+
+$(B)/bench/trm: bench/trm.c $(B)/libtrm.so
+	@mkdir -p $(dir $@)
+	$(CC) $(WARNINGS) -Iinclude $(CFLAGS) $< -o $@ -L$(B) -Wl,-rpath,'$$ORIGIN/..' -ltrm
+
+# OpenBLAS is the peer: linked into this benchmark only, never into the library
+$(B)/bench/gemm: bench/gemm.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARNINGS) -Iinclude -Ilib $(CFLAGS) $< -o $@ $(STATIC) -lopenblas -lm -pthread
+
+bench: $(B)/bench/trm $(B)/bench/gemm
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(B)/bench/gemm --threads 1
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(B)/bench/gemm --threads 2
+	bash bench/run-trm.sh $(B)
 
 # ---- install ----
 

@@ -100,10 +100,10 @@ static void fill(float *p, size_t n, unsigned seed) {
 }
 
 int main(int argc, char **argv) {
-  int threads = 1, reps = 7;
+  int threads = 1, reps = 7; /* reps at most 64 */
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]) > 64 ? 64 : atoi(argv[i]);
     else {
       fprintf(stderr, "usage: %s [--threads N] [--reps R]\n", argv[0]);
       return 2;
@@ -113,54 +113,72 @@ int main(int argc, char **argv) {
   trm_pool *pool = NULL;
   if (threads > 1 && trm_pool_create((size_t)threads, &pool) != TRM_OK) return 1;
   float *buffers = trm_alloc_zero((size_t)threads, trm_gemm_buffer_floats(k) * sizeof(float));
-  openblas_set_num_threads(threads);
   double peak = fma_peak(threads);
   printf("libtrm kernel %s, %d thread(s); FMA peak probe %.1f GFLOP/s; OpenBLAS %s\n", k->name, threads, peak,
          openblas_get_config());
   printf("%-30s %6s %6s %6s %9s %9s %7s %6s\n", "shape", "M", "N", "K", "libtrm", "openblas", "ratio", "%peak");
-  double *t_ours = malloc(sizeof(double) * (size_t)reps), *t_blas = malloc(sizeof(double) * (size_t)reps);
-  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-    const shape *sh = &shapes[s];
-    size_t M = sh->M, N = sh->N, K = sh->K;
-    float *act = malloc(sizeof(float) * (sh->left ? K * N : M * K));
-    float *w = malloc(sizeof(float) * (sh->left ? M * K : N * K));
-    float *c1 = malloc(sizeof(float) * M * N), *c2 = malloc(sizeof(float) * M * N);
-    fill(act, sh->left ? K * N : M * K, 1);
-    fill(w, sh->left ? M * K : N * K, 2);
-    trm_packed packed;
-    if ((sh->left ? trm_pack_left(k, w, M, K, &packed) : trm_pack_right(k, w, N, K, &packed)) != TRM_OK) return 1;
-    trm_operand wop = {.packed = &packed}, aop = {.data = act, .ld = sh->left ? N : K};
-    double flop = 2.0 * (double)M * (double)N * (double)K;
-    for (int r = 0; r < reps; r++) {
-      double t0 = now();
-      if (sh->left) trm_gemm_threaded(k, pool, buffers, M, N, K, wop, aop, c1, N);
-      else trm_gemm_threaded(k, pool, buffers, M, N, K, aop, wop, c1, N);
-      t_ours[r] = now() - t0;
-      t0 = now();
-      if (sh->left)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, w, (int)K, act, (int)N,
-                    0.0f, c2, (int)N);
-      else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, act, (int)K, w, (int)K,
-                    0.0f, c2, (int)N);
-      t_blas[r] = now() - t0;
+  /* Two passes: every shape with libtrm first, then every shape with OpenBLAS, whose idle
+   * threads spin for a while after each call and would steal the second core from our pool
+   * if the two were interleaved. */
+  size_t n_shapes = sizeof shapes / sizeof shapes[0];
+  double ours[64], blas[64], worst[64];
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 1) openblas_set_num_threads(threads);
+    for (size_t s = 0; s < n_shapes; s++) {
+      const shape *sh = &shapes[s];
+      size_t M = sh->M, N = sh->N, K = sh->K;
+      float *act = malloc(sizeof(float) * (sh->left ? K * N : M * K));
+      float *w = malloc(sizeof(float) * (sh->left ? M * K : N * K));
+      float *c1 = malloc(sizeof(float) * M * N), *c2 = malloc(sizeof(float) * M * N);
+      fill(act, sh->left ? K * N : M * K, 1);
+      fill(w, sh->left ? M * K : N * K, 2);
+      trm_packed packed;
+      if ((sh->left ? trm_pack_left(k, w, M, K, &packed) : trm_pack_right(k, w, N, K, &packed)) != TRM_OK) return 1;
+      trm_operand wop = {.packed = &packed}, aop = {.data = act, .ld = sh->left ? N : K};
+      double flop = 2.0 * (double)M * (double)N * (double)K, t[64];
+      /* each sample repeats the product for about 20 ms; the first sample of a shape is a warm-up */
+      int calls = (int)(4e9 / flop) + 1;
+      for (int r = -1; r < reps; r++) {
+        double t0 = now();
+        for (int call = 0; call < calls; call++) {
+        if (pass == 0) {
+          if (sh->left) trm_gemm_threaded(k, pool, buffers, M, N, K, wop, aop, c1, N);
+          else trm_gemm_threaded(k, pool, buffers, M, N, K, aop, wop, c1, N);
+        } else if (sh->left) {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, w, (int)K, act,
+                      (int)N, 0.0f, c2, (int)N);
+        } else {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, act, (int)K, w, (int)K,
+                      0.0f, c2, (int)N);
+        }
+        }
+        if (r >= 0) t[r] = (now() - t0) / calls;
+      }
+      double gflops = flop / median(t, reps) * 1e-9;
+      if (pass == 0) {
+        ours[s] = gflops;
+      } else { /* check our result against OpenBLAS's */
+        blas[s] = gflops;
+        if (sh->left) trm_gemm_threaded(k, pool, buffers, M, N, K, wop, aop, c1, N);
+        else trm_gemm_threaded(k, pool, buffers, M, N, K, aop, wop, c1, N);
+        worst[s] = 0;
+        for (size_t i = 0; i < M * N; i++) {
+          double d = c1[i] > c2[i] ? c1[i] - c2[i] : c2[i] - c1[i];
+          worst[s] = d > worst[s] ? d : worst[s];
+        }
+      }
+      trm_packed_free(&packed);
+      free(act);
+      free(w);
+      free(c1);
+      free(c2);
     }
-    double worst = 0;
-    for (size_t i = 0; i < M * N; i++) {
-      double d = c1[i] - c2[i];
-      worst = d > worst ? d : -d > worst ? -d : worst;
-    }
-    double ours = flop / median(t_ours, reps) * 1e-9, blas = flop / median(t_blas, reps) * 1e-9;
-    printf("%-30s %6zu %6zu %6zu %9.1f %9.1f %7.2f %5.0f%%%s\n", sh->what, M, N, K, ours, blas, ours / blas,
-           peak > 0 ? 100 * ours / peak : 0, worst > 1e-3 ? "  MISMATCH" : "");
-    trm_packed_free(&packed);
-    free(act);
-    free(w);
-    free(c1);
-    free(c2);
   }
-  free(t_ours);
-  free(t_blas);
+  for (size_t s = 0; s < n_shapes; s++) {
+    const shape *sh = &shapes[s];
+    printf("%-30s %6zu %6zu %6zu %9.1f %9.1f %7.2f %5.0f%%%s\n", sh->what, sh->M, sh->N, sh->K, ours[s], blas[s],
+           ours[s] / blas[s], peak > 0 ? 100 * ours[s] / peak : 0, worst[s] > 1e-3 ? "  MISMATCH" : "");
+  }
   trm_release(buffers);
   trm_pool_free(pool);
   return 0;

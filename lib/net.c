@@ -95,9 +95,8 @@ static void for_rows(trm_net_work *w, size_t rows, rows_fn fn, const void *ctx) 
 
 /* ---- elementwise pieces ---- */
 
-static float silu(float a) { return a / (1.0f + expf(-a)); }
-
 typedef struct rowwise {
+  const trm_kernel *k;
   float *h;
   const float *add;
   const float *gate_up;
@@ -126,9 +125,8 @@ static void residual_rmsnorm_rows(const void *ctx, size_t first, size_t count) {
 static void swiglu_rows(const void *ctx, size_t first, size_t count) {
   const rowwise *r = ctx;
   for (size_t i = first; i < first + count; i++) {
-    const float *gate = r->gate_up + i * 2 * r->inter, *up = gate + r->inter;
-    float *act = r->act + i * r->inter;
-    for (size_t j = 0; j < r->inter; j++) act[j] = silu(gate[j]) * up[j];
+    const float *gate = r->gate_up + i * 2 * r->inter;
+    r->k->swiglu(gate, gate + r->inter, r->act + i * r->inter, r->inter);
   }
 }
 
@@ -136,26 +134,33 @@ static void swiglu_rows(const void *ctx, size_t first, size_t count) {
 static void swiglu_halves(const void *ctx, size_t first, size_t count) {
   const rowwise *r = ctx;
   for (size_t j = first; j < first + count; j++) {
-    const float *gate = r->gate_up + j * r->cols, *up = r->gate_up + (r->inter + j) * r->cols;
-    float *act = r->act + j * r->cols;
-    for (size_t d = 0; d < r->cols; d++) act[d] = silu(gate[d]) * up[d];
+    r->k->swiglu(r->gate_up + j * r->cols, r->gate_up + (r->inter + j) * r->cols, r->act + j * r->cols, r->cols);
   }
 }
 
 /* h = rmsnorm(h + add) along each column of h [S, D] (the token MLP normalises over positions),
- * for the columns [first, first+count). */
+ * for the columns [first, first+count). Walks the rows with a block of columns at a time, so that
+ * memory is read in order. */
 static void residual_rmsnorm_cols(const void *ctx, size_t first, size_t count) {
+  enum { BLOCK = 64 };
   const rowwise *r = ctx;
   size_t S = r->inter, D = r->cols; /* here inter holds the number of rows */
-  for (size_t d = first; d < first + count; d++) {
-    float sum = 0.0f;
+  for (size_t d0 = first; d0 < first + count; d0 += BLOCK) {
+    size_t width = min_sz(BLOCK, first + count - d0);
+    float sums[BLOCK] = {0};
     for (size_t s = 0; s < S; s++) {
-      float v = r->h[s * D + d] + r->add[s * D + d];
-      r->h[s * D + d] = v;
-      sum += v * v;
+      float *v = r->h + s * D + d0;
+      const float *a = r->add + s * D + d0;
+      for (size_t j = 0; j < width; j++) {
+        v[j] += a[j];
+        sums[j] += v[j] * v[j];
+      }
     }
-    float scale = 1.0f / sqrtf(sum / (float)S + r->eps);
-    for (size_t s = 0; s < S; s++) r->h[s * D + d] *= scale;
+    for (size_t j = 0; j < width; j++) sums[j] = 1.0f / sqrtf(sums[j] / (float)S + r->eps);
+    for (size_t s = 0; s < S; s++) {
+      float *v = r->h + s * D + d0;
+      for (size_t j = 0; j < width; j++) v[j] *= sums[j];
+    }
   }
 }
 
@@ -245,7 +250,7 @@ static void token_mlp(const trm_model *m, trm_net_work *w, const trm_layer *laye
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t;
   float *gate_up_t = w->wide, *act_t = w->inner;
   gemm(m, w, 2 * It, D, S, weights(&layer->mlpt_gate_up), matrix(h, D), gate_up_t, D);
-  rowwise act = {.gate_up = gate_up_t, .act = act_t, .cols = D, .inter = It};
+  rowwise act = {.k = m->kernel, .gate_up = gate_up_t, .act = act_t, .cols = D, .inter = It};
   for_rows(w, It, swiglu_halves, &act);
   gemm(m, w, S, D, It, weights(&layer->mlpt_down), matrix(act_t, D), w->out, D);
   rowwise norm = {.h = h, .add = w->out, .cols = D, .inter = S, .eps = (float)c->rms_norm_eps};
@@ -258,7 +263,7 @@ static void channel_mlp(const trm_model *m, trm_net_work *w, const trm_layer *la
                         float *out) {
   size_t D = (size_t)m->cfg.hidden_size, I = (size_t)m->cfg.inter;
   gemm(m, w, rows, 2 * I, D, matrix(h, D), weights(&layer->gate_up), w->wide, 2 * I);
-  rowwise act = {.gate_up = w->wide, .act = w->inner, .inter = I};
+  rowwise act = {.k = m->kernel, .gate_up = w->wide, .act = w->inner, .inter = I};
   for_rows(w, rows, swiglu_rows, &act);
   gemm(m, w, rows, D, I, matrix(w->inner, I), weights(&layer->down), out, D);
 }

@@ -1,5 +1,5 @@
 /* Every microkernel this machine runs, through the GEMM driver, against a double-precision
- * reference on awkward shapes (1 to 130 and past the K blocking in each dimension, odd strides),
+ * reference on awkward shapes (1 to 130 in each dimension, K past the slicing, odd strides),
  * for each kind of operand the network uses: activations times packed weights (x W^T), packed
  * weights times activations (the token MLP's W h), and a transposed activation (q k^T). Also:
  * the threaded driver is bitwise equal to the single-threaded one for 1..4 workers, and TRM_ISA
@@ -107,9 +107,37 @@ static void check_product(const trm_kernel *k, mode md, size_t M, size_t N, size
   free(C2);
 }
 
+/* silu(gate) * up against double precision, over the range TRM's activations take and beyond
+ * (exp's clamps), at lengths that exercise every vector tail. */
+static void check_swiglu(const trm_kernel *k) {
+  enum { N = 2003 };
+  static float gate[N], up[N], out[N];
+  for (size_t i = 0; i < N; i++) {
+    gate[i] = -100.0f + 200.0f * (float)i / (N - 1); /* -100 .. 100, through 0 */
+    up[i] = rnd();
+  }
+  gate[0] = -1e30f;
+  gate[N - 1] = 1e30f;
+  size_t lengths[] = {0, 1, 7, 15, 16, 17, 31, N};
+  double worst = 0;
+  for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++) {
+    for (size_t i = 0; i < N; i++) out[i] = NAN;
+    k->swiglu(gate, up, out, lengths[l]);
+    for (size_t i = 0; i < lengths[l]; i++) {
+      double g = gate[i], ref = g / (1.0 + exp(-g)) * up[i];
+      double err = fabs(out[i] - ref) / (fabs(ref) + 1e-30);
+      if (fabs(ref) < 1e-30) err = fabs(out[i]); /* silu underflows to 0 far left */
+      if (!(err <= worst)) worst = err;
+    }
+    if (lengths[l] < N) EXPECT(isnan(out[lengths[l]]), "%s swiglu wrote past n = %zu", k->name, lengths[l]);
+  }
+  EXPECT(worst < 4e-7, "%s swiglu: relative error %.3g", k->name, worst);
+}
+
 int main(void) {
   static const size_t dims[] = {1, 2, 3, 7, 8, 13, 14, 15, 16, 17, 31, 32, 33, 64, 65, 97, 129, 130};
-  static const size_t ks[] = {1, 5, 17, 130, 300}; /* 300 crosses the K blocking of 256 */
+  /* 600 crosses the K slice of a B packed on the fly (512); 1600 that of packed weights (1536) */
+  static const size_t ks[] = {1, 5, 17, 130, 600};
   const size_t n_dims = sizeof dims / sizeof dims[0], n_ks = sizeof ks / sizeof ks[0];
 
   trm_pool *pools[4] = {NULL};
@@ -122,6 +150,7 @@ int main(void) {
     const trm_kernel *k = trm_kernel_for(isas[i]);
     if (!k) continue;
     tested++;
+    check_swiglu(k);
     float *buffers = calloc(4 * trm_gemm_buffer_floats(k), sizeof(float));
     size_t products = 0;
     for (int md = 0; md < 3; md++)
@@ -133,6 +162,10 @@ int main(void) {
             check_product(k, (mode)md, dims[a], dims[b], ks[c], pools, buffers);
             products++;
           }
+    static const size_t long_k[][3] = {{15, 33, 1600}, {29, 65, 1600}, {1, 1, 1600}, {14, 32, 3100}};
+    for (int md = 0; md < 3; md++)
+      for (size_t i = 0; i < sizeof long_k / sizeof long_k[0]; i++, products++)
+        check_product(k, (mode)md, long_k[i][0], long_k[i][1], long_k[i][2], pools, buffers);
     printf("kernel %-6s (%zux%zu): %zu products checked\n", k->name, k->mr, k->nr, products);
     free(buffers);
   }

@@ -1,6 +1,6 @@
 /* The GEMM driver, C = A B, in the manner of BLIS: operands cut into panels that the
- * microkernel reads contiguously, loops blocked so that a KC x NR panel of B stays in L1 and an
- * MC x KC block of A in L2, and the tiles of C dealt to threads whole.
+ * microkernel reads contiguously, loops blocked so that the MC x KC block of A stays in L2 while
+ * the panels of B stream past it, and the tiles of C dealt to threads whole.
  *
  *   for each NC columns of C                 (the worker's share of N)
  *     for each KC slice of K                 B~ = that slice of B, packed unless it was at load
@@ -8,14 +8,18 @@
  *         for each NR panel, each MR panel:  microkernel: C tile (+)= A~ panel . B~ panel
  *
  * Weights are packed once at model load (trm_pack_right / trm_pack_left); activations are packed
- * here, into the caller's per-worker buffer. Every element of C is the sum over the KC slices in
+ * here, into the caller's per-worker buffer. Every element of C is the sum over the K slices in
  * order, each slice summed in order in a register, whatever the split: results do not depend on
- * the number of threads. */
+ * the number of threads. When B is packed weights the column loop takes the whole range at once
+ * (B needs no buffer), so each block of A is packed once. */
 #include "kernels.h"
 
 #include <string.h>
 
-enum { KC = 256, MC_ROWS = 128, NC_COLS = 512 };
+/* K slices: packed weights are read straight from their panels, so a slice can span all of K
+ * that TRM uses (an A block of 128 x 1536 floats still fits L2); a B packed here is sliced
+ * shorter to keep its buffer small. */
+enum { KC_PACKED = 1536, KC_RAW = 512, MC_ROWS = 128, NC_COLS = 512 };
 
 static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
@@ -24,7 +28,7 @@ static size_t mc_panels(const trm_kernel *k) { return div_up(MC_ROWS, k->mr); }
 static size_t nc_panels(const trm_kernel *k) { return div_up(NC_COLS, k->nr); }
 
 size_t trm_gemm_buffer_floats(const trm_kernel *k) {
-  return mc_panels(k) * k->mr * KC + nc_panels(k) * k->nr * KC;
+  return mc_panels(k) * k->mr * KC_PACKED + nc_panels(k) * k->nr * KC_RAW;
 }
 
 /* ---- packing weights at load ---- */
@@ -140,12 +144,15 @@ static void gemm_range(const trm_kernel *k, float *buffer, size_t M, size_t N, s
                        const trm_operand *B, float *C, size_t ldc, size_t m_p0, size_t m_p1, size_t n_p0,
                        size_t n_p1) {
   size_t mr = k->mr, nr = k->nr;
-  float *abuf = buffer, *bbuf = buffer + mc_panels(k) * mr * KC;
+  float *abuf = buffer, *bbuf = buffer + mc_panels(k) * mr * KC_PACKED;
+  size_t kc_max = B->packed ? KC_PACKED : KC_RAW;
   size_t m_end = min_sz(m_p1 * mr, M), n_end = min_sz(n_p1 * nr, N);
-  for (size_t j0 = n_p0 * nr; j0 < n_end; j0 += nc_panels(k) * nr) {
-    size_t nc = min_sz(nc_panels(k) * nr, n_end - j0);
-    for (size_t k0 = 0; k0 < K; k0 += KC) {
-      size_t kc = min_sz(KC, K - k0);
+  /* packed weights need no B buffer: take all the columns at once, so A is packed only once */
+  size_t nc_max = B->packed ? n_end : nc_panels(k) * nr;
+  for (size_t j0 = n_p0 * nr; j0 < n_end; j0 += nc_max) {
+    size_t nc = min_sz(nc_max, n_end - j0);
+    for (size_t k0 = 0; k0 < K; k0 += kc_max) {
+      size_t kc = min_sz(kc_max, K - k0);
       const float *bp;
       size_t b_stride;
       if (B->packed) {

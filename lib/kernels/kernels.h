@@ -12,12 +12,32 @@ typedef enum trm_isa { TRM_ISA_SCALAR = 0, TRM_ISA_AVX2 = 1, TRM_ISA_AVX512 = 2,
  * added to c. a and b are packed panels (see trm_packed). */
 typedef void (*trm_micro_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc, bool accumulate);
 
+/* out[i] = silu(gate[i]) * up[i], silu(a) = a / (1 + e^-a), e^x by trm_exp's method. */
+typedef void (*trm_swiglu_fn)(const float *gate, const float *up, float *out, size_t n);
+
 typedef struct trm_kernel {
   trm_isa isa;
   const char *name;
   size_t mr, nr;
   trm_micro_fn micro;
+  trm_swiglu_fn swiglu;
 } trm_kernel;
+
+/* e^x the way every kernel computes it (vectorised in the SIMD ones): x clamped to
+ * [-87.3, 88.7], x = n ln2 + r with |r| <= ln2/2, e^r by a degree-7 polynomial (Cephes' expf
+ * coefficients), then scaled by 2^n. Within 2 ulp of expf. */
+#define TRM_EXP_LO (-87.33654f)
+#define TRM_EXP_HI 88.72283f
+#define TRM_LOG2E 1.44269504088896341f
+#define TRM_LN2_HI 0.693359375f
+#define TRM_LN2_LO (-2.12194440e-4f)
+#define TRM_EXP_P0 1.9875691500e-4f
+#define TRM_EXP_P1 1.3981999507e-3f
+#define TRM_EXP_P2 8.3334519073e-3f
+#define TRM_EXP_P3 4.1665795894e-2f
+#define TRM_EXP_P4 1.6666665459e-1f
+#define TRM_EXP_P5 5.0000001201e-1f
+TRM_HIDDEN float trm_exp(float x);
 
 /* The kernel for an ISA, or NULL when it is not compiled in or this CPU lacks it. */
 TRM_HIDDEN const trm_kernel *trm_kernel_for(trm_isa isa);

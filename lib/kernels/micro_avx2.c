@@ -66,5 +66,39 @@ __attribute__((target("avx2,fma"))) static void micro_avx2(size_t kc, const floa
   _mm256_storeu_ps(c + 5 * ldc + 8, c51);
 }
 
-const trm_kernel trm_kernel_avx2 = {TRM_ISA_AVX2, "avx2", MR, NR, micro_avx2};
+/* e^x on 8 lanes, trm_exp's method; 2^n built in the exponent bits (n is within [-126, 128]
+ * after the clamp, and 2^128 only multiplies values below 1). */
+__attribute__((target("avx2,fma"))) static __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(TRM_EXP_LO)), _mm256_set1_ps(TRM_EXP_HI));
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(TRM_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(TRM_LN2_HI), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(TRM_LN2_LO), r);
+  __m256 p = _mm256_set1_ps(TRM_EXP_P0);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(TRM_EXP_P1));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(TRM_EXP_P2));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(TRM_EXP_P3));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(TRM_EXP_P4));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(TRM_EXP_P5));
+  p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  /* 2^n as two factors 2^(n/2) so that n = 128 does not overflow the exponent field */
+  __m256i ni = _mm256_cvtps_epi32(n), half = _mm256_srai_epi32(ni, 1);
+  __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
+  __m256 s2 = _mm256_castsi256_ps(
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+__attribute__((target("avx2,fma"))) static void swiglu_avx2(const float *gate, const float *up, float *out,
+                                                             size_t n) {
+  size_t i = 0;
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (; i + 8 <= n; i += 8) {
+    __m256 g = _mm256_loadu_ps(gate + i);
+    __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(silu, _mm256_loadu_ps(up + i)));
+  }
+  for (; i < n; i++) out[i] = gate[i] / (1.0f + trm_exp(-gate[i])) * up[i];
+}
+
+const trm_kernel trm_kernel_avx2 = {TRM_ISA_AVX2, "avx2", MR, NR, micro_avx2, swiglu_avx2};
 #endif

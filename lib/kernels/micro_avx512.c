@@ -130,5 +130,38 @@ __attribute__((target("avx512f,fma"))) static void micro_avx512(size_t kc, const
   _mm512_storeu_ps(c + 13 * ldc + 16, c131);
 }
 
-const trm_kernel trm_kernel_avx512 = {TRM_ISA_AVX512, "avx512", MR, NR, micro_avx512};
+/* e^x on 16 lanes, trm_exp's method; scalef applies 2^n. */
+__attribute__((target("avx512f,fma"))) static __m512 exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(TRM_EXP_LO)), _mm512_set1_ps(TRM_EXP_HI));
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(TRM_LOG2E)), _MM_FROUND_TO_NEAREST_INT);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(TRM_LN2_HI), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(TRM_LN2_LO), r);
+  __m512 p = _mm512_set1_ps(TRM_EXP_P0);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(TRM_EXP_P1));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(TRM_EXP_P2));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(TRM_EXP_P3));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(TRM_EXP_P4));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(TRM_EXP_P5));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+__attribute__((target("avx512f,fma"))) static void swiglu_avx512(const float *gate, const float *up, float *out,
+                                                                  size_t n) {
+  size_t i = 0;
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (; i + 16 <= n; i += 16) {
+    __m512 g = _mm512_loadu_ps(gate + i);
+    __m512 silu = _mm512_div_ps(g, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(silu, _mm512_loadu_ps(up + i)));
+  }
+  if (i < n) { /* the tail through a mask */
+    __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+    __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+    __m512 silu = _mm512_div_ps(g, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(m, up + i)));
+  }
+}
+
+const trm_kernel trm_kernel_avx512 = {TRM_ISA_AVX512, "avx512", MR, NR, micro_avx512, swiglu_avx512};
 #endif

@@ -31,5 +31,10 @@ static void micro_neon(size_t kc, const float *a, const float *b, float *c, size
   }
 }
 
-const trm_kernel trm_kernel_neon = {TRM_ISA_NEON, "neon", MR, NR, micro_neon};
+/* silu * up in scalar C (trm_exp); the products dominate on arm64 as everywhere. */
+static void swiglu_neon(const float *gate, const float *up, float *out, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + trm_exp(-gate[i])) * up[i];
+}
+
+const trm_kernel trm_kernel_neon = {TRM_ISA_NEON, "neon", MR, NR, micro_neon, swiglu_neon};
 #endif

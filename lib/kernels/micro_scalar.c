@@ -1,6 +1,8 @@
 /* The portable microkernel: plain C, the reference the SIMD kernels are tested against. */
 #include "kernels.h"
 
+#include <math.h>
+
 enum { MR = 4, NR = 8 };
 
 static void micro_scalar(size_t kc, const float *a, const float *b, float *c, size_t ldc, bool accumulate) {
@@ -15,4 +17,22 @@ static void micro_scalar(size_t kc, const float *a, const float *b, float *c, si
     for (size_t j = 0; j < NR; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
 }
 
-const trm_kernel trm_kernel_scalar = {TRM_ISA_SCALAR, "scalar", MR, NR, micro_scalar};
+float trm_exp(float x) {
+  x = x < TRM_EXP_LO ? TRM_EXP_LO : x > TRM_EXP_HI ? TRM_EXP_HI : x;
+  float n = nearbyintf(x * TRM_LOG2E);
+  float r = x - n * TRM_LN2_HI - n * TRM_LN2_LO;
+  float p = TRM_EXP_P0;
+  p = p * r + TRM_EXP_P1;
+  p = p * r + TRM_EXP_P2;
+  p = p * r + TRM_EXP_P3;
+  p = p * r + TRM_EXP_P4;
+  p = p * r + TRM_EXP_P5;
+  p = p * r * r + r + 1.0f;
+  return ldexpf(p, (int)n);
+}
+
+static void swiglu_scalar(const float *gate, const float *up, float *out, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + trm_exp(-gate[i])) * up[i];
+}
+
+const trm_kernel trm_kernel_scalar = {TRM_ISA_SCALAR, "scalar", MR, NR, micro_scalar, swiglu_scalar};
