@@ -56,7 +56,8 @@ typedef struct trm_net_work {
   float *gemm;           /* packing buffers, one per worker */
   float *h;              /* [batch, S, D]: the gathered states */
   float *wide, *inner, *out; /* intermediate activations of one chunk */
-  float *scores;         /* attention scores, one block per worker */
+  float *scores;         /* per worker: attention scores and one head's packed keys and values */
+  size_t attention_floats; /* floats of that per worker */
 } trm_net_work;
 
 TRM_HIDDEN trm_status trm_net_work_init(const trm_model *m, size_t batch, trm_pool *pool, trm_net_work *w);

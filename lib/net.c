@@ -26,6 +26,14 @@ enum { CHUNK_ROWS = 256, QUERY_BLOCK = 64 };
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
+/* Per worker: one block of scores, and the keys and values of one head packed for the GEMM. */
+static size_t attention_floats(const trm_model *m) {
+  const trm_config *c = &m->cfg;
+  size_t S = (size_t)c->state_len, hd = (size_t)c->head_dim;
+  if (c->mlp_t) return 0;
+  return QUERY_BLOCK * S + trm_packed_right_floats(m->kernel, hd, S) + trm_packed_right_floats(m->kernel, S, hd);
+}
+
 void trm_net_work_free(trm_net_work *w) {
   if (!w) return;
   trm_release(w->gemm);
@@ -55,7 +63,8 @@ trm_status trm_net_work_init(const trm_model *m, size_t batch, trm_pool *pool, t
   w->wide = trm_alloc_zero(wide, sizeof(float));
   w->inner = trm_alloc_zero(inner, sizeof(float));
   w->out = trm_alloc_zero(max_sz(R, S) * D, sizeof(float));
-  w->scores = trm_alloc_zero(workers, max_sz(QUERY_BLOCK * S, D) * sizeof(float));
+  w->attention_floats = attention_floats(m);
+  w->scores = trm_alloc_zero(workers, w->attention_floats * sizeof(float));
   if (!w->gemm || !w->h || !w->wide || !w->inner || !w->out || !w->scores) {
     trm_net_work_free(w);
     return trm_fail(TRM_E_NOMEM, "out of memory for the network's work memory (batch %zu)", batch);
@@ -194,38 +203,32 @@ static void rope_rows(const void *ctx, size_t first, size_t count) {
   }
 }
 
-/* softmax(q k^T / sqrt(head_dim)) v for one (slot, head, block of queries) per work item; the
- * products run on this worker alone. */
+/* softmax(q k^T / sqrt(head_dim)) v for one (slot, head) per work item, the products on this
+ * worker alone: the head's keys (read transposed) and values are packed once, then each block of
+ * queries makes its row of scores, the softmax, and its rows of output. */
 static void attention_worker(void *ctx, size_t worker, size_t n_workers) {
   const attention_job *j = ctx;
   const trm_config *c = &j->m->cfg;
   const trm_kernel *k = j->m->kernel;
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, H = (size_t)c->num_heads, hd = (size_t)c->head_dim;
-  size_t blocks = (S + QUERY_BLOCK - 1) / QUERY_BLOCK, items = j->slots * H * blocks;
   float *gemm_buf = j->w->gemm + worker * trm_gemm_buffer_floats(k);
-  float *scores = j->w->scores + worker * max_sz(QUERY_BLOCK * S, D);
+  float *scores = j->w->scores + worker * j->w->attention_floats;
+  float *keys_buf = scores + QUERY_BLOCK * S, *values_buf = keys_buf + trm_packed_right_floats(k, hd, S);
   float scale = 1.0f / sqrtf((float)hd);
-  for (size_t item = worker; item < items; item += n_workers) {
-    size_t slot = item / (H * blocks), head = item / blocks % H, q0 = item % blocks * QUERY_BLOCK;
-    size_t rows = min_sz(QUERY_BLOCK, S - q0);
+  for (size_t item = worker; item < j->slots * H; item += n_workers) {
+    size_t slot = item / H, head = item % H;
     const float *base = j->qkv + slot * S * 3 * D;
-    const float *q = base + q0 * 3 * D + head * hd, *kk = base + D + head * hd, *v = base + 2 * D + head * hd;
-    trm_operand keys_t = {.data = kk, .ld = 3 * D, .trans = true};
-    trm_gemm_single(k, gemm_buf, rows, S, hd, matrix(q, 3 * D), keys_t, scores, S);
-    for (size_t i = 0; i < rows; i++) {
-      float *row = scores + i * S, best = -INFINITY, total = 0.0f;
-      for (size_t t = 0; t < S; t++) {
-        row[t] *= scale;
-        best = row[t] > best ? row[t] : best;
-      }
-      for (size_t t = 0; t < S; t++) {
-        row[t] = expf(row[t] - best);
-        total += row[t];
-      }
-      for (size_t t = 0; t < S; t++) row[t] /= total;
+    trm_operand keys_t = {.data = base + D + head * hd, .ld = 3 * D, .trans = true};
+    trm_packed keys = trm_pack_right_into(k, keys_t, hd, S, keys_buf);
+    trm_packed values = trm_pack_right_into(k, matrix(base + 2 * D + head * hd, 3 * D), S, hd, values_buf);
+    for (size_t q0 = 0; q0 < S; q0 += QUERY_BLOCK) {
+      size_t rows = min_sz(QUERY_BLOCK, S - q0);
+      trm_gemm_single(k, gemm_buf, rows, S, hd, matrix(base + q0 * 3 * D + head * hd, 3 * D), weights(&keys),
+                      scores, S);
+      for (size_t i = 0; i < rows; i++) k->softmax(scores + i * S, S, scale);
+      trm_gemm_single(k, gemm_buf, rows, hd, S, matrix(scores, S), weights(&values),
+                      j->heads + (slot * S + q0) * D + head * hd, D);
     }
-    trm_gemm_single(k, gemm_buf, rows, hd, S, matrix(scores, S), matrix(v, 3 * D),
-                    j->heads + (slot * S + q0) * D + head * hd, D);
   }
 }
 

@@ -1,9 +1,10 @@
-/* Every microkernel this machine runs, through the GEMM driver, against a double-precision
- * reference on awkward shapes (1 to 130 in each dimension, K past the slicing, odd strides),
+/* Every kernel this machine runs: the microkernel through the GEMM driver, against a
+ * double-precision reference on awkward shapes (1 to 130 in each dimension, K past the slicing,
+ * odd strides),
  * for each kind of operand the network uses: activations times packed weights (x W^T), packed
  * weights times activations (the token MLP's W h), and a transposed activation (q k^T). Also:
  * the threaded driver is bitwise equal to the single-threaded one for 1..4 workers, and TRM_ISA
- * selects the kernel.
+ * selects the kernel. The vectorised SwiGLU and softmax against double precision too.
  *
  * Plain C with its own checks rather than Check, so that it cross-compiles for arm64 and runs
  * under qemu-user (make check-neon) without an arm64 build of libcheck. */
@@ -134,6 +135,30 @@ static void check_swiglu(const trm_kernel *k) {
   EXPECT(worst < 4e-7, "%s swiglu: relative error %.3g", k->name, worst);
 }
 
+/* softmax(scale * x) against double precision, at lengths that exercise every vector tail. */
+static void check_softmax(const trm_kernel *k) {
+  enum { N = 1001 };
+  static float x[N + 1], orig[N];
+  size_t lengths[] = {1, 2, 15, 16, 17, 33, 97, N};
+  double worst = 0;
+  for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++) {
+    size_t n = lengths[l];
+    for (size_t i = 0; i < n; i++) orig[i] = x[i] = 30.0f * rnd();
+    x[n] = NAN;
+    float scale = 0.125f;
+    k->softmax(x, n, scale);
+    double best = -INFINITY, total = 0;
+    for (size_t i = 0; i < n; i++) best = orig[i] > best ? orig[i] : best;
+    for (size_t i = 0; i < n; i++) total += exp(((double)orig[i] - best) * scale);
+    for (size_t i = 0; i < n; i++) {
+      double ref = exp(((double)orig[i] - best) * scale) / total, err = fabs(x[i] - ref) / ref;
+      if (!(err <= worst)) worst = err;
+    }
+    EXPECT(isnan(x[n]), "%s softmax wrote past n = %zu", k->name, n);
+  }
+  EXPECT(worst < 1e-6, "%s softmax: relative error %.3g", k->name, worst);
+}
+
 int main(void) {
   static const size_t dims[] = {1, 2, 3, 7, 8, 13, 14, 15, 16, 17, 31, 32, 33, 64, 65, 97, 129, 130};
   /* 600 crosses the K slice of a B packed on the fly (512); 1600 that of packed weights (1536) */
@@ -151,6 +176,7 @@ int main(void) {
     if (!k) continue;
     tested++;
     check_swiglu(k);
+    check_softmax(k);
     float *buffers = calloc(4 * trm_gemm_buffer_floats(k), sizeof(float));
     size_t products = 0;
     for (int md = 0; md < 3; md++)

@@ -123,6 +123,14 @@ static void pack_b(const trm_kernel *k, const trm_operand *B, size_t N, size_t j
   }
 }
 
+size_t trm_packed_right_floats(const trm_kernel *k, size_t K, size_t N) { return div_up(N, k->nr) * k->nr * K; }
+
+trm_packed trm_pack_right_into(const trm_kernel *k, trm_operand B, size_t K, size_t N, float *dst) {
+  /* the layout of trm_pack_right: panel q holds all K rows of columns q*NR .. q*NR+NR-1 */
+  for (size_t q = 0; q < div_up(N, k->nr); q++) pack_b(k, &B, N, q * k->nr, k->nr, 0, K, dst + q * k->nr * K);
+  return (trm_packed){.rows = K, .cols = N, .panel = k->nr, .left = false, .data = dst};
+}
+
 /* ---- the loops ---- */
 
 /* One tile: the microkernel straight into C when the tile is whole, else through a local tile. */

@@ -15,12 +15,16 @@ typedef void (*trm_micro_fn)(size_t kc, const float *a, const float *b, float *c
 /* out[i] = silu(gate[i]) * up[i], silu(a) = a / (1 + e^-a), e^x by trm_exp's method. */
 typedef void (*trm_swiglu_fn)(const float *gate, const float *up, float *out, size_t n);
 
+/* x = softmax(scale * x) over n values (max subtracted first; exp as trm_exp). */
+typedef void (*trm_softmax_fn)(float *x, size_t n, float scale);
+
 typedef struct trm_kernel {
   trm_isa isa;
   const char *name;
   size_t mr, nr;
   trm_micro_fn micro;
   trm_swiglu_fn swiglu;
+  trm_softmax_fn softmax;
 } trm_kernel;
 
 /* e^x the way every kernel computes it (vectorised in the SIMD ones): x clamped to
@@ -69,6 +73,12 @@ typedef struct trm_operand {
   size_t ld;
   bool trans;
 } trm_operand;
+
+/* Floats needed to pack a K x N right operand. */
+TRM_HIDDEN size_t trm_packed_right_floats(const trm_kernel *k, size_t K, size_t N);
+/* Packs a K x N activation (e.g. the keys of one head, read transposed) as a right operand into
+ * dst (trm_packed_right_floats of room), so that products reusing it pack it only once. */
+TRM_HIDDEN trm_packed trm_pack_right_into(const trm_kernel *k, trm_operand B, size_t K, size_t N, float *dst);
 
 /* Floats of packing memory one worker needs (trm_gemm_* take a buffer of this many per worker). */
 TRM_HIDDEN size_t trm_gemm_buffer_floats(const trm_kernel *k);

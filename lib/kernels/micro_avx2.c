@@ -5,6 +5,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include <math.h>
 
 enum { MR = 6, NR = 16 };
 
@@ -100,5 +101,36 @@ __attribute__((target("avx2,fma"))) static void swiglu_avx2(const float *gate, c
   for (; i < n; i++) out[i] = gate[i] / (1.0f + trm_exp(-gate[i])) * up[i];
 }
 
-const trm_kernel trm_kernel_avx2 = {TRM_ISA_AVX2, "avx2", MR, NR, micro_avx2, swiglu_avx2};
+__attribute__((target("avx2,fma"))) static float hsum8(__m256 v) {
+  __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  q = _mm_add_ss(q, _mm_movehdup_ps(q));
+  return _mm_cvtss_f32(q);
+}
+
+__attribute__((target("avx2,fma"))) static void softmax_avx2(float *x, size_t n, float scale) {
+  size_t full = n / 8 * 8;
+  __m256 vbest = _mm256_set1_ps(-INFINITY);
+  for (size_t i = 0; i < full; i += 8) vbest = _mm256_max_ps(vbest, _mm256_loadu_ps(x + i));
+  float lanes[8], best = -INFINITY, total;
+  _mm256_storeu_ps(lanes, vbest);
+  for (int j = 0; j < 8; j++) best = lanes[j] > best ? lanes[j] : best;
+  for (size_t i = full; i < n; i++) best = x[i] > best ? x[i] : best;
+  __m256 shift = _mm256_set1_ps(best), s = _mm256_set1_ps(scale), vtotal = _mm256_setzero_ps();
+  for (size_t i = 0; i < full; i += 8) {
+    __m256 e = exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), shift), s));
+    _mm256_storeu_ps(x + i, e);
+    vtotal = _mm256_add_ps(vtotal, e);
+  }
+  total = hsum8(vtotal);
+  for (size_t i = full; i < n; i++) {
+    x[i] = trm_exp((x[i] - best) * scale);
+    total += x[i];
+  }
+  __m256 inv = _mm256_set1_ps(1.0f / total);
+  for (size_t i = 0; i < full; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  for (size_t i = full; i < n; i++) x[i] *= 1.0f / total;
+}
+
+const trm_kernel trm_kernel_avx2 = {TRM_ISA_AVX2, "avx2", MR, NR, micro_avx2, swiglu_avx2, softmax_avx2};
 #endif

@@ -5,6 +5,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include <math.h>
 
 enum { MR = 14, NR = 32 };
 
@@ -163,5 +164,28 @@ __attribute__((target("avx512f,fma"))) static void swiglu_avx512(const float *ga
   }
 }
 
-const trm_kernel trm_kernel_avx512 = {TRM_ISA_AVX512, "avx512", MR, NR, micro_avx512, swiglu_avx512};
+__attribute__((target("avx512f,fma"))) static void softmax_avx512(float *x, size_t n, float scale) {
+  size_t full = n / 16 * 16;
+  __mmask16 tail = (__mmask16)((1u << (n - full)) - 1);
+  __m512 best = _mm512_set1_ps(-INFINITY);
+  for (size_t i = 0; i < full; i += 16) best = _mm512_max_ps(best, _mm512_loadu_ps(x + i));
+  best = _mm512_mask_max_ps(best, tail, best, _mm512_maskz_loadu_ps(tail, x + full));
+  __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(best)), s = _mm512_set1_ps(scale);
+  __m512 total = _mm512_setzero_ps();
+  for (size_t i = 0; i < full; i += 16) {
+    __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), shift), s));
+    _mm512_storeu_ps(x + i, e);
+    total = _mm512_add_ps(total, e);
+  }
+  if (tail) {
+    __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + full), shift), s));
+    _mm512_mask_storeu_ps(x + full, tail, e);
+    total = _mm512_mask_add_ps(total, tail, total, e);
+  }
+  __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(total));
+  for (size_t i = 0; i < full; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+  if (tail) _mm512_mask_storeu_ps(x + full, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + full), inv));
+}
+
+const trm_kernel trm_kernel_avx512 = {TRM_ISA_AVX512, "avx512", MR, NR, micro_avx512, swiglu_avx512, softmax_avx512};
 #endif

@@ -35,4 +35,15 @@ static void swiglu_scalar(const float *gate, const float *up, float *out, size_t
   for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + trm_exp(-gate[i])) * up[i];
 }
 
-const trm_kernel trm_kernel_scalar = {TRM_ISA_SCALAR, "scalar", MR, NR, micro_scalar, swiglu_scalar};
+static void softmax_scalar(float *x, size_t n, float scale) {
+  float best = -INFINITY, total = 0.0f;
+  for (size_t i = 0; i < n; i++) best = x[i] > best ? x[i] : best;
+  for (size_t i = 0; i < n; i++) {
+    x[i] = trm_exp((x[i] - best) * scale);
+    total += x[i];
+  }
+  float inv = 1.0f / total;
+  for (size_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+const trm_kernel trm_kernel_scalar = {TRM_ISA_SCALAR, "scalar", MR, NR, micro_scalar, swiglu_scalar, softmax_scalar};
