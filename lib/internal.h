@@ -54,7 +54,7 @@ typedef struct trm_net_work {
   size_t workers;
   size_t chunk_slots;    /* states per pass of the row-wise products */
   float *gemm;           /* packing buffers, one per worker */
-  float *h;              /* [batch, S, D]: the gathered states */
+  float *h;              /* [chunk_slots * S, D]: the gathered states of one chunk */
   float *wide, *inner, *out; /* intermediate activations of one chunk */
   float *scores;         /* per worker: attention scores and one head's packed keys and values */
   size_t attention_floats; /* floats of that per worker */

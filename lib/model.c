@@ -1,6 +1,6 @@
 /* Model file -> an immutable trm_model: the configuration from the safetensors metadata, every
  * tensor checked against it, weights converted to float32 and laid out for the kernels. */
-#define _POSIX_C_SOURCE 200809L /* fileno, fstat */
+#define _POSIX_C_SOURCE 200809L /* fileno, fstat, fseeko */
 #include "internal.h"
 
 #include "format/safetensors.h"
@@ -149,9 +149,14 @@ static int64_t reference_inter(double expansion, int64_t n) {
 
 /* ---- tensors ---- */
 
+/* Where the tensor data comes from: the caller's buffer holding the whole file, or the file
+ * itself, read one row at a time so that loading never holds more than the weights being built. */
 typedef struct loader {
   st_file file;
   trm_model *model;
+  FILE *fp;         /* NULL when the whole file is in memory */
+  const char *path; /* for messages */
+  float *row_buf;   /* one row of the widest tensor */
 } loader;
 
 static void format_shape(char *buf, size_t size, size_t ndim, const uint64_t *shape) {
@@ -161,8 +166,9 @@ static void format_shape(char *buf, size_t size, size_t ndim, const uint64_t *sh
   if (used < size) snprintf(buf + used, size - used, "]");
 }
 
-/* Finds a tensor, checks dtype and shape, and returns its values as float32 in a new array. */
-static trm_status take(loader *ld, const char *name, size_t ndim, int64_t rows, int64_t cols, float **out) {
+/* Finds a tensor and checks its dtype and shape against what the configuration needs. */
+static trm_status find_tensor(loader *ld, const char *name, size_t ndim, int64_t rows, int64_t cols,
+                              st_tensor **out) {
   st_tensor *t = st_find(&ld->file, name);
   if (!t) return trm_fail(TRM_E_FORMAT, "model lacks tensor '%s'", name);
   t->used = true;
@@ -176,19 +182,59 @@ static trm_status take(loader *ld, const char *name, size_t ndim, int64_t rows, 
     format_shape(want_s, sizeof want_s, ndim, want);
     return trm_fail(TRM_E_FORMAT, "tensor '%s' has shape %s; the configuration needs %s", name, have_s, want_s);
   }
+  ld->model->param_count += (int64_t)t->numel;
+  *out = t;
+  return TRM_OK;
+}
+
+/* Rows [row, row+count) of a tensor (rows of `width` elements) as float32 into out, checked finite. */
+static trm_status read_rows(loader *ld, const st_tensor *t, size_t row, size_t count, size_t width, float *out) {
+  size_t n = count * width, bytes = n * t->elem_size;
+  uint64_t offset = (uint64_t)row * width * t->elem_size;
+  const uint8_t *src;
+  if (ld->fp) {
+    /* read into the upper end of out and widen in place */
+    uint8_t *raw = (uint8_t *)out + (n * sizeof(float) - bytes);
+    if (fseeko(ld->fp, (off_t)(ld->file.data_start + t->begin + offset), SEEK_SET) != 0 ||
+        fread(raw, 1, bytes, ld->fp) != bytes)
+      return trm_fail(TRM_E_IO, "%s: cannot read tensor '%s': %s", ld->path, t->name,
+                      ferror(ld->fp) ? strerror(errno) : "file shrank while loading");
+    src = raw;
+  } else {
+    src = t->data + offset;
+  }
+  st_convert(t->dtype, src, n, out);
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(out[i]))
+      return trm_fail(TRM_E_FORMAT, "tensor '%s' holds a non-finite value (NaN or Inf) at element %llu", t->name,
+                      (unsigned long long)(row * width + i));
+  return TRM_OK;
+}
+
+/* Takes a tensor whole, as float32 in a new array. */
+static trm_status take(loader *ld, const char *name, size_t ndim, int64_t rows, int64_t cols, float **out) {
+  st_tensor *t;
+  trm_status st = find_tensor(ld, name, ndim, rows, cols, &t);
+  if (st != TRM_OK) return st;
   float *values = trm_alloc_zero((size_t)t->numel, sizeof(float));
   if (!values) return trm_fail(TRM_E_NOMEM, "out of memory loading tensor '%s'", name);
-  st_to_f32(t, values);
-  for (uint64_t i = 0; i < t->numel; i++) {
-    if (!isfinite(values[i])) {
-      trm_release(values);
-      return trm_fail(TRM_E_FORMAT, "tensor '%s' holds a non-finite value (NaN or Inf) at element %llu", name,
-                      (unsigned long long)i);
-    }
+  if ((st = read_rows(ld, t, 0, 1, (size_t)t->numel, values)) != TRM_OK) {
+    trm_release(values);
+    return st;
   }
-  ld->model->param_count += (int64_t)t->numel;
   *out = values;
   return TRM_OK;
+}
+
+typedef struct row_source {
+  loader *ld;
+  const st_tensor *t;
+  size_t width;
+} row_source;
+
+static trm_status next_row(void *ctx, size_t row, float *out) {
+  const row_source *r = ctx;
+  return read_rows(r->ld, r->t, row, 1, r->width, out);
 }
 
 /* Reads the rows of a layer's gate_up weight to learn a SwiGLU width, which must be the same in
@@ -218,16 +264,16 @@ static trm_status swiglu_width(loader *ld, const char *which, int64_t n_in, int6
   return TRM_OK;
 }
 
-/* Takes a layer weight [rows, cols] and packs it for the kernel: as the right operand of x W^T,
- * or (left) as the left operand of W h. */
+/* Takes a layer weight [rows, cols] and packs it for the kernel row by row: as the right
+ * operand of x W^T, or (left) as the left operand of W h. */
 static trm_status take_packed(loader *ld, const char *name, int64_t rows, int64_t cols, bool left, trm_packed *out) {
-  float *raw;
-  trm_status st = take(ld, name, 2, rows, cols, &raw);
+  st_tensor *t;
+  trm_status st = find_tensor(ld, name, 2, rows, cols, &t);
   if (st != TRM_OK) return st;
   const trm_kernel *k = ld->model->kernel;
-  st = left ? trm_pack_left(k, raw, (size_t)rows, (size_t)cols, out) : trm_pack_right(k, raw, (size_t)rows, (size_t)cols, out);
-  trm_release(raw);
-  return st;
+  row_source src = {ld, t, (size_t)cols};
+  return left ? trm_pack_left_rows(k, (size_t)rows, (size_t)cols, next_row, &src, ld->row_buf, out)
+              : trm_pack_right_rows(k, (size_t)rows, (size_t)cols, next_row, &src, ld->row_buf, out);
 }
 
 static trm_status load_layer(loader *ld, int64_t i, trm_layer *layer) {
@@ -278,6 +324,12 @@ static trm_status load_weights(loader *ld) {
   m->kernel = trm_kernel_select();
   if ((st = swiglu_width(ld, "mlp", D, &c->inter)) != TRM_OK) return st;
   if (c->mlp_t && (st = swiglu_width(ld, "mlp_t", S, &c->inter_t)) != TRM_OK) return st;
+  /* the widest row a packed weight has: D, S, inter or inter_t */
+  int64_t widest = D > S ? D : S;
+  widest = widest > c->inter ? widest : c->inter;
+  widest = widest > c->inter_t ? widest : c->inter_t;
+  ld->row_buf = trm_alloc_zero((size_t)widest, sizeof(float));
+  if (!ld->row_buf) return trm_fail(TRM_E_NOMEM, "out of memory for a row buffer");
 
   if ((st = take(ld, "embed_tokens.embedding_weight", 2, V, D, &m->embed_tokens)) != TRM_OK) return st;
   if (c->puzzle_emb_ndim > 0) {
@@ -351,11 +403,14 @@ TRM_API void trm_model_free(trm_model *m) {
   trm_release(m);
 }
 
-TRM_API trm_status trm_model_load_memory(const void *data, size_t size, trm_model **out) {
-  if (!data || !out) return trm_fail(TRM_E_INVALID, "trm_model_load_memory: %s is NULL", !data ? "data" : "out");
+/* Builds the model from a parsed header; tensor data from memory or, with fp, from the file. */
+static trm_status load(const uint8_t *head, size_t head_len, uint64_t file_size, FILE *fp, const char *path,
+                       trm_model **out) {
   loader ld;
   memset(&ld, 0, sizeof ld);
-  trm_status st = st_parse(data, size, &ld.file);
+  ld.fp = fp;
+  ld.path = path;
+  trm_status st = st_parse(head, head_len, file_size, &ld.file);
   if (st != TRM_OK) return st;
   ld.model = trm_alloc_zero(1, sizeof *ld.model);
   if (!ld.model) {
@@ -365,6 +420,7 @@ TRM_API trm_status trm_model_load_memory(const void *data, size_t size, trm_mode
   st = read_config(&ld.file, &ld.model->cfg);
   if (st == TRM_OK) st = load_weights(&ld);
   st_free(&ld.file);
+  trm_release(ld.row_buf);
   if (st != TRM_OK) {
     trm_model_free(ld.model);
     return st;
@@ -373,35 +429,44 @@ TRM_API trm_status trm_model_load_memory(const void *data, size_t size, trm_mode
   return TRM_OK;
 }
 
+TRM_API trm_status trm_model_load_memory(const void *data, size_t size, trm_model **out) {
+  if (!data || !out) return trm_fail(TRM_E_INVALID, "trm_model_load_memory: %s is NULL", !data ? "data" : "out");
+  return load(data, size, size, NULL, NULL, out);
+}
+
 TRM_API trm_status trm_model_load(const char *path, trm_model **out) {
   if (!path || !out) return trm_fail(TRM_E_INVALID, "trm_model_load: %s is NULL", !path ? "path" : "out");
   FILE *fp = fopen(path, "rb");
   if (!fp) return trm_fail(TRM_E_IO, "cannot open '%s': %s", path, strerror(errno));
   trm_status st = TRM_OK;
-  uint8_t *buf = NULL;
-  long size = -1;
+  uint8_t first8[8], *head = NULL;
+  uint64_t header_len = 0, size = 0;
   struct stat info;
   if (fstat(fileno(fp), &info) != 0 || !S_ISREG(info.st_mode)) {
-    /* a directory opens fine on Linux, and ftell would report a nonsense size for it */
+    /* a directory opens fine on Linux, and would report a nonsense size */
     st = trm_fail(TRM_E_IO, "cannot read '%s': not a regular file", path);
-  } else if (fseek(fp, 0, SEEK_END) != 0 || (size = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {
-    st = trm_fail(TRM_E_IO, "cannot determine the size of '%s': %s", path, strerror(errno));
-  } else if (!(buf = trm_alloc((size_t)size))) {
-    st = trm_fail(TRM_E_NOMEM, "out of memory reading '%s' (%ld bytes)", path, size);
-  } else if (size > 0 && fread(buf, 1, (size_t)size, fp) != (size_t)size) {
+  } else if ((size = (uint64_t)info.st_size) < 8) {
+    st = trm_fail(TRM_E_FORMAT, "file of %llu bytes is too short for a safetensors header", (unsigned long long)size);
+  } else if (fread(first8, 1, 8, fp) != 8) {
     st = trm_fail(TRM_E_IO, "cannot read '%s': %s", path, ferror(fp) ? strerror(errno) : "file shrank while reading");
+  } else if ((st = st_header_length(first8, size, &header_len)) != TRM_OK) {
+    /* message set */
+  } else if (!(head = trm_alloc((size_t)(8 + header_len)))) {
+    st = trm_fail(TRM_E_NOMEM, "out of memory for the header of '%s' (%llu bytes)", path,
+                  (unsigned long long)header_len);
+  } else if (memcpy(head, first8, 8), fread(head + 8, 1, (size_t)header_len, fp) != header_len) {
+    st = trm_fail(TRM_E_IO, "cannot read '%s': %s", path, ferror(fp) ? strerror(errno) : "file shrank while reading");
+  } else {
+    st = load(head, (size_t)(8 + header_len), size, fp, path, out);
   }
   fclose(fp);
-  if (st == TRM_OK) {
-    st = trm_model_load_memory(buf, (size_t)size, out);
-    if (st != TRM_OK && st != TRM_E_NOMEM) {
-      /* name the file in the message the loader left */
-      char detail[400];
-      snprintf(detail, sizeof detail, "%s", trm_last_error());
-      trm_fail(st, "%s: %s", path, detail);
-    }
+  trm_release(head);
+  if (st != TRM_OK && st != TRM_E_NOMEM && strncmp(trm_last_error(), path, strlen(path)) != 0) {
+    /* name the file in the message */
+    char detail[400];
+    snprintf(detail, sizeof detail, "%s", trm_last_error());
+    trm_fail(st, "%s: %s", path, detail);
   }
-  trm_release(buf);
   return st;
 }
 

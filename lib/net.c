@@ -5,8 +5,8 @@
  *                                h = rmsnorm(h + swiglu(h))     on the transposed state
  *
  * session.c drives the recursion and says which slots take part; this file makes one call of f
- * for all of them: it gathers their states into one [n*S, D] matrix so that the matrix products
- * see many rows at once, runs the blocks, and scatters the result back. Products go through
+ * for all of them: it gathers their states, a chunk of about 256 rows at a time, into one matrix
+ * so that the matrix products see many rows at once, runs the blocks, and scatters the result back. Products go through
  * kernels/ (weights packed at load); the rest is split over the session's threads by rows, heads
  * or slots, always so that each output is computed whole by one worker: the result is the same
  * for every thread count. */
@@ -17,8 +17,8 @@
 #include <math.h>
 #include <string.h>
 
-/* Rows of the gathered state one pass of the row-wise products handles, to bound work memory
- * (whole slots at a time, at least one). */
+/* Rows of gathered states one pass through the blocks takes, to bound work memory (whole
+ * states at a time, at least one). */
 enum { CHUNK_ROWS = 256, QUERY_BLOCK = 64 };
 
 /* ---- work memory ---- */
@@ -54,12 +54,11 @@ trm_status trm_net_work_init(const trm_model *m, size_t batch, trm_pool *pool, t
   w->pool = pool;
   w->workers = workers;
   w->chunk_slots = max_sz(1, min_sz(batch, CHUNK_ROWS / S));
-  size_t R = w->chunk_slots * S, states;
-  if (!trm_mul_ok(batch, S * D, &states)) return trm_fail(TRM_E_NOMEM, "batch too large");
+  size_t R = w->chunk_slots * S;
   size_t wide = max_sz(R * max_sz(3 * D, 2 * I), 2 * It * D);
   size_t inner = max_sz(R * max_sz(D, I), It * D);
   w->gemm = trm_alloc_zero(workers, trm_gemm_buffer_floats(m->kernel) * sizeof(float));
-  w->h = trm_alloc_zero(states, sizeof(float));
+  w->h = trm_alloc_zero(R * D, sizeof(float));
   w->wide = trm_alloc_zero(wide, sizeof(float));
   w->inner = trm_alloc_zero(inner, sizeof(float));
   w->out = trm_alloc_zero(max_sz(R, S) * D, sizeof(float));
@@ -273,27 +272,21 @@ static void channel_mlp(const trm_model *m, trm_net_work *w, const trm_layer *la
 
 /* ---- one call of f over n gathered states ---- */
 
-/* The blocks of f on h [n*S, D], in place (post-norm). */
-static void blocks(const trm_model *m, trm_net_work *w, float *h, size_t n) {
+/* The blocks of f on `slots` whole states h [slots*S, D], in place (post-norm). */
+static void blocks(const trm_model *m, trm_net_work *w, float *h, size_t slots) {
   const trm_config *c = &m->cfg;
-  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size;
-  float eps = (float)c->rms_norm_eps;
+  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, rows = slots * S;
+  rowwise norm = {.h = h, .add = w->out, .cols = D, .eps = (float)c->rms_norm_eps};
   for (int64_t l = 0; l < c->L_layers; l++) {
     const trm_layer *layer = &m->layers[l];
-    for (size_t s0 = 0; s0 < n; s0 += w->chunk_slots) {
-      size_t slots = min_sz(w->chunk_slots, n - s0), rows = slots * S;
-      float *hc = h + s0 * S * D;
-      if (c->mlp_t) {
-        for (size_t s = 0; s < slots; s++) token_mlp(m, w, layer, hc + s * S * D);
-      } else {
-        attention(m, w, layer, hc, slots, w->out);
-        rowwise norm = {.h = hc, .add = w->out, .cols = D, .eps = eps};
-        for_rows(w, rows, residual_rmsnorm_rows, &norm);
-      }
-      channel_mlp(m, w, layer, hc, rows, w->out);
-      rowwise norm = {.h = hc, .add = w->out, .cols = D, .eps = eps};
+    if (c->mlp_t) {
+      for (size_t s = 0; s < slots; s++) token_mlp(m, w, layer, h + s * S * D);
+    } else {
+      attention(m, w, layer, h, slots, w->out);
       for_rows(w, rows, residual_rmsnorm_rows, &norm);
     }
+    channel_mlp(m, w, layer, h, rows, w->out);
+    for_rows(w, rows, residual_rmsnorm_rows, &norm);
   }
 }
 
@@ -324,10 +317,14 @@ static void scatter_rows(const void *ctx, size_t first, size_t count) {
 
 void trm_net_call(const trm_model *m, trm_net_work *w, size_t n, float *const *target, const float *const *a,
                   const float *const *b) {
-  gather_job g = {(size_t)(m->cfg.state_len * m->cfg.hidden_size), w->h, target, a, b};
-  for_rows(w, n, gather_rows, &g);
-  blocks(m, w, w->h, n);
-  for_rows(w, n, scatter_rows, &g);
+  /* states are independent: take them a chunk at a time through all the blocks */
+  for (size_t s0 = 0; s0 < n; s0 += w->chunk_slots) {
+    size_t slots = min_sz(w->chunk_slots, n - s0);
+    gather_job g = {(size_t)(m->cfg.state_len * m->cfg.hidden_size), w->h, target + s0, a + s0, b ? b + s0 : NULL};
+    for_rows(w, slots, gather_rows, &g);
+    blocks(m, w, w->h, slots);
+    for_rows(w, slots, scatter_rows, &g);
+  }
 }
 
 /* ---- input and output ---- */

@@ -7,7 +7,6 @@
 
 /* Limits that keep a hostile header from costing more than a bounded amount of memory/time. */
 enum {
-  ST_MAX_HEADER = 64 << 20,
   ST_MAX_TENSORS = 4096,
   ST_MAX_META = 1024,
   ST_MAX_NAME = 1024,
@@ -157,6 +156,7 @@ static trm_status parse_tensor(json_cursor *c, st_tensor *t, uint64_t data_size)
     numel *= t->shape[i];
   }
   t->numel = numel;
+  t->elem_size = elem_size;
   t->begin = offsets[0];
   t->end = offsets[1];
   if (t->begin > t->end || t->end > data_size)
@@ -233,21 +233,33 @@ static trm_status parse_header(json_cursor *c, st_file *f, uint64_t data_size) {
   return TRM_OK;
 }
 
-trm_status st_parse(const uint8_t *buf, size_t size, st_file *out) {
-  memset(out, 0, sizeof *out);
-  if (!buf) return trm_fail(TRM_E_INVALID, "model data is NULL");
-  if (size < 8) return trm_fail(TRM_E_FORMAT, "file of %zu bytes is too short for a safetensors header", size);
-  uint64_t header_len = read_le64(buf);
-  if (header_len < 2 || header_len > (uint64_t)(size - 8))
-    return trm_fail(TRM_E_FORMAT, "safetensors header length %llu does not fit in a file of %zu bytes",
-                    (unsigned long long)header_len, size);
-  if (header_len > ST_MAX_HEADER)
+trm_status st_header_length(const uint8_t first8[8], uint64_t file_size, uint64_t *header_len) {
+  uint64_t n = read_le64(first8);
+  if (file_size < 8 || n < 2 || n > file_size - 8)
+    return trm_fail(TRM_E_FORMAT, "safetensors header length %llu does not fit in a file of %llu bytes",
+                    (unsigned long long)n, (unsigned long long)file_size);
+  if (n > ST_MAX_HEADER)
     return trm_fail(TRM_E_FORMAT, "safetensors header length %llu exceeds the limit of %d bytes",
-                    (unsigned long long)header_len, ST_MAX_HEADER);
-  const uint8_t *data = buf + 8 + header_len;
-  uint64_t data_size = (uint64_t)size - 8 - header_len;
+                    (unsigned long long)n, ST_MAX_HEADER);
+  *header_len = n;
+  return TRM_OK;
+}
+
+trm_status st_parse(const uint8_t *head, size_t head_len, uint64_t file_size, st_file *out) {
+  memset(out, 0, sizeof *out);
+  if (!head) return trm_fail(TRM_E_INVALID, "model data is NULL");
+  if (file_size < 8 || head_len < 8)
+    return trm_fail(TRM_E_FORMAT, "file of %llu bytes is too short for a safetensors header",
+                    (unsigned long long)file_size);
+  uint64_t header_len;
+  trm_status st = st_header_length(head, file_size, &header_len);
+  if (st != TRM_OK) return st;
+  if (head_len < 8 + header_len) return trm_fail(TRM_E_INVALID, "st_parse: the header is not in the buffer");
+  bool whole = head_len == file_size;
+  uint64_t data_size = file_size - 8 - header_len;
 
   st_file f = {0};
+  f.data_start = 8 + header_len;
   f.tensors = trm_alloc_zero(ST_MAX_TENSORS, sizeof *f.tensors);
   f.meta = trm_alloc_zero(ST_MAX_META, sizeof *f.meta);
   if (!f.tensors || !f.meta) {
@@ -255,8 +267,8 @@ trm_status st_parse(const uint8_t *buf, size_t size, st_file *out) {
     return trm_fail(TRM_E_NOMEM, "out of memory while reading the safetensors header");
   }
   json_cursor c;
-  json_init(&c, (const char *)buf + 8, (size_t)header_len);
-  trm_status st = parse_header(&c, &f, data_size);
+  json_init(&c, (const char *)head + 8, (size_t)header_len);
+  st = parse_header(&c, &f, data_size);
   if (st == TRM_OK) {
     qsort(f.tensors, f.n_tensors, sizeof *f.tensors, by_name);
     for (size_t i = 1; i < f.n_tensors && st == TRM_OK; i++)
@@ -268,7 +280,7 @@ trm_status st_parse(const uint8_t *buf, size_t size, st_file *out) {
     st_free(&f);
     return st;
   }
-  for (size_t i = 0; i < f.n_tensors; i++) f.tensors[i].data = data + f.tensors[i].begin;
+  for (size_t i = 0; i < f.n_tensors; i++) f.tensors[i].data = whole ? head + f.data_start + f.tensors[i].begin : NULL;
   *out = f;
   return TRM_OK;
 }
@@ -310,23 +322,22 @@ static float half_to_float(uint16_t h) {
   return f;
 }
 
-void st_to_f32(const st_tensor *t, float *out) {
-  const uint8_t *p = t->data;
-  for (uint64_t i = 0; i < t->numel; i++) {
-    switch (t->dtype) {
-    case ST_F32: {
-      uint32_t bits = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
-                      (uint32_t)p[4 * i + 3] << 24;
+void st_convert(st_dtype dtype, const uint8_t *src, size_t count, float *out) {
+  for (size_t i = 0; i < count; i++) {
+    /* read the element's bytes first: src may overlap out (in-place widening) */
+    uint32_t bits;
+    switch (dtype) {
+    case ST_F32:
+      bits = (uint32_t)src[4 * i] | (uint32_t)src[4 * i + 1] << 8 | (uint32_t)src[4 * i + 2] << 16 |
+             (uint32_t)src[4 * i + 3] << 24;
       memcpy(&out[i], &bits, 4);
       break;
-    }
-    case ST_BF16: {
-      uint32_t bits = ((uint32_t)p[2 * i] | (uint32_t)p[2 * i + 1] << 8) << 16;
+    case ST_BF16:
+      bits = ((uint32_t)src[2 * i] | (uint32_t)src[2 * i + 1] << 8) << 16;
       memcpy(&out[i], &bits, 4);
       break;
-    }
     case ST_F16:
-      out[i] = half_to_float((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+      out[i] = half_to_float((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
       break;
     case ST_UNSUPPORTED:
       out[i] = 0.0f; /* the loader refuses these before converting */

@@ -39,34 +39,75 @@ void trm_packed_free(trm_packed *p) {
   memset(p, 0, sizeof *p);
 }
 
-trm_status trm_pack_right(const trm_kernel *k, const float *w, size_t out_features, size_t in_features,
-                          trm_packed *p) {
-  size_t K = in_features, N = out_features, panels = div_up(N, k->nr), floats;
-  if (!trm_mul_ok(panels * k->nr, K, &floats)) return trm_fail(TRM_E_NOMEM, "weight too large to pack");
+/* Packs rows x cols rows read through row_fn into panels of `panel` along the rows (a left
+ * operand: panels of MR rows) or along the columns of the transpose (a right operand W^T: panel
+ * q holds W's rows q*NR .. q*NR+NR-1); either way row r's values go to panel r / panel, lane
+ * r % panel, one lane per position k. */
+static trm_status pack_rows(size_t panel, size_t rows, size_t cols, trm_row_fn row_fn, void *ctx, float *row_buf,
+                            float **out) {
+  size_t floats;
+  if (!trm_mul_ok(div_up(rows, panel) * panel, cols, &floats)) return trm_fail(TRM_E_NOMEM, "weight too large to pack");
   float *data = trm_alloc_zero(floats, sizeof(float));
-  if (!data) return trm_fail(TRM_E_NOMEM, "out of memory packing a %zu x %zu weight", N, K);
-  /* B = W^T: B[kk][n] = w[n][kk]; panel q holds columns q*NR .. q*NR+NR-1 of B, row by row */
-  for (size_t n = 0; n < N; n++) {
-    float *panel = data + (n / k->nr) * k->nr * K;
-    size_t j = n % k->nr;
-    for (size_t kk = 0; kk < K; kk++) panel[kk * k->nr + j] = w[n * K + kk];
+  if (!data) return trm_fail(TRM_E_NOMEM, "out of memory packing a %zu x %zu weight", rows, cols);
+  for (size_t r = 0; r < rows; r++) {
+    trm_status st = row_fn(ctx, r, row_buf);
+    if (st != TRM_OK) {
+      trm_release(data);
+      return st;
+    }
+    float *dst = data + (r / panel) * panel * cols + r % panel;
+    for (size_t kk = 0; kk < cols; kk++) dst[kk * panel] = row_buf[kk];
   }
-  *p = (trm_packed){.rows = K, .cols = N, .panel = k->nr, .left = false, .data = data};
+  *out = data;
   return TRM_OK;
 }
 
-trm_status trm_pack_left(const trm_kernel *k, const float *w, size_t rows, size_t cols, trm_packed *p) {
-  size_t M = rows, K = cols, panels = div_up(M, k->mr), floats;
-  if (!trm_mul_ok(panels * k->mr, K, &floats)) return trm_fail(TRM_E_NOMEM, "weight too large to pack");
-  float *data = trm_alloc_zero(floats, sizeof(float));
-  if (!data) return trm_fail(TRM_E_NOMEM, "out of memory packing a %zu x %zu weight", M, K);
-  for (size_t m = 0; m < M; m++) {
-    float *panel = data + (m / k->mr) * k->mr * K;
-    size_t i = m % k->mr;
-    for (size_t kk = 0; kk < K; kk++) panel[kk * k->mr + i] = w[m * K + kk];
-  }
-  *p = (trm_packed){.rows = M, .cols = K, .panel = k->mr, .left = true, .data = data};
+trm_status trm_pack_right_rows(const trm_kernel *k, size_t out_features, size_t in_features, trm_row_fn row_fn,
+                               void *ctx, float *row_buf, trm_packed *p) {
+  float *data;
+  trm_status st = pack_rows(k->nr, out_features, in_features, row_fn, ctx, row_buf, &data);
+  if (st == TRM_OK)
+    *p = (trm_packed){.rows = in_features, .cols = out_features, .panel = k->nr, .left = false, .data = data};
+  return st;
+}
+
+trm_status trm_pack_left_rows(const trm_kernel *k, size_t rows, size_t cols, trm_row_fn row_fn, void *ctx,
+                              float *row_buf, trm_packed *p) {
+  float *data;
+  trm_status st = pack_rows(k->mr, rows, cols, row_fn, ctx, row_buf, &data);
+  if (st == TRM_OK) *p = (trm_packed){.rows = rows, .cols = cols, .panel = k->mr, .left = true, .data = data};
+  return st;
+}
+
+typedef struct array_rows {
+  const float *w;
+  size_t cols;
+} array_rows;
+
+static trm_status copy_row(void *ctx, size_t row, float *out) {
+  const array_rows *a = ctx;
+  memcpy(out, a->w + row * a->cols, a->cols * sizeof *out);
   return TRM_OK;
+}
+
+static trm_status pack_array(const trm_kernel *k, bool left, const float *w, size_t rows, size_t cols,
+                             trm_packed *p) {
+  float *row_buf = trm_alloc_zero(cols, sizeof(float));
+  if (!row_buf) return trm_fail(TRM_E_NOMEM, "out of memory packing a weight");
+  array_rows a = {w, cols};
+  trm_status st = left ? trm_pack_left_rows(k, rows, cols, copy_row, &a, row_buf, p)
+                       : trm_pack_right_rows(k, rows, cols, copy_row, &a, row_buf, p);
+  trm_release(row_buf);
+  return st;
+}
+
+trm_status trm_pack_right(const trm_kernel *k, const float *w, size_t out_features, size_t in_features,
+                          trm_packed *p) {
+  return pack_array(k, false, w, out_features, in_features, p);
+}
+
+trm_status trm_pack_left(const trm_kernel *k, const float *w, size_t rows, size_t cols, trm_packed *p) {
+  return pack_array(k, true, w, rows, cols, p);
 }
 
 /* ---- packing activations on the fly ---- */

@@ -59,10 +59,21 @@ typedef struct trm_packed {
   float *data;
 } trm_packed;
 
-/* Packs a PyTorch weight W [out, in] (y = x W^T) as the right operand W^T [in, out]. */
+/* Supplies the weight being packed one row at a time: writes row `row` (cols floats) to out.
+ * The loader reads rows straight from the model file, so packing needs no copy of the whole. */
+typedef trm_status (*trm_row_fn)(void *ctx, size_t row, float *out);
+
+/* Packs a PyTorch weight W [out, in] (y = x W^T) as the right operand W^T [in, out], reading
+ * its rows through row_fn into row_buf (in_features floats). */
+TRM_HIDDEN trm_status trm_pack_right_rows(const trm_kernel *k, size_t out_features, size_t in_features,
+                                          trm_row_fn row_fn, void *ctx, float *row_buf, trm_packed *p);
+/* Packs W [M, K] as the left operand of C = W B (the token MLP multiplies the state from the
+ * left), reading its rows through row_fn into row_buf (K floats). */
+TRM_HIDDEN trm_status trm_pack_left_rows(const trm_kernel *k, size_t rows, size_t cols, trm_row_fn row_fn,
+                                         void *ctx, float *row_buf, trm_packed *p);
+/* The same from a whole row-major array. */
 TRM_HIDDEN trm_status trm_pack_right(const trm_kernel *k, const float *w, size_t out_features, size_t in_features,
                                      trm_packed *p);
-/* Packs W [M, K] as the left operand of C = W B (the token MLP multiplies the state from the left). */
 TRM_HIDDEN trm_status trm_pack_left(const trm_kernel *k, const float *w, size_t rows, size_t cols, trm_packed *p);
 TRM_HIDDEN void trm_packed_free(trm_packed *p);
 
