@@ -23,8 +23,9 @@ typedef struct trm_config {
   double rms_norm_eps, rope_theta;
 } trm_config;
 
-/* One block of the tiny network, its weights packed for the model's kernel: the ones applied as
- * x W^T as right operands, the token MLP's (which multiply the state from the left) as left ones. */
+/* One block of the tiny network, its weights packed for the model's kernel: as right operands of
+ * x W^T (the token MLP's gate_up applied to the transposed state), gate_up ones for the fused
+ * SwiGLU, and the token MLP's down as the left operand of W act^T. */
 typedef struct trm_layer {
   trm_packed qkv, o;                   /* attention only */
   trm_packed mlpt_gate_up, mlpt_down;  /* mlp_t only */

@@ -264,16 +264,22 @@ static trm_status swiglu_width(loader *ld, const char *which, int64_t n_in, int6
   return TRM_OK;
 }
 
+enum packing { RIGHT, LEFT, SWIGLU };
+
 /* Takes a layer weight [rows, cols] and packs it for the kernel row by row: as the right
- * operand of x W^T, or (left) as the left operand of W h. */
-static trm_status take_packed(loader *ld, const char *name, int64_t rows, int64_t cols, bool left, trm_packed *out) {
+ * operand of x W^T, (left) as the left operand of W h, or as a SwiGLU gate_up weight for the
+ * fused product when the kernel can (else as a plain right operand). */
+static trm_status take_packed(loader *ld, const char *name, int64_t rows, int64_t cols, enum packing how,
+                              trm_packed *out) {
   st_tensor *t;
   trm_status st = find_tensor(ld, name, 2, rows, cols, &t);
   if (st != TRM_OK) return st;
   const trm_kernel *k = ld->model->kernel;
   row_source src = {ld, t, (size_t)cols};
-  return left ? trm_pack_left_rows(k, (size_t)rows, (size_t)cols, next_row, &src, ld->row_buf, out)
-              : trm_pack_right_rows(k, (size_t)rows, (size_t)cols, next_row, &src, ld->row_buf, out);
+  if (how == SWIGLU && trm_swiglu_fusable(k, (size_t)rows / 2, (size_t)cols))
+    return trm_pack_swiglu_rows(k, (size_t)rows / 2, (size_t)cols, next_row, &src, ld->row_buf, out);
+  if (how == LEFT) return trm_pack_left_rows(k, (size_t)rows, (size_t)cols, next_row, &src, ld->row_buf, out);
+  return trm_pack_right_rows(k, (size_t)rows, (size_t)cols, next_row, &src, ld->row_buf, out);
 }
 
 static trm_status load_layer(loader *ld, int64_t i, trm_layer *layer) {
@@ -281,18 +287,18 @@ static trm_status load_layer(loader *ld, int64_t i, trm_layer *layer) {
   int64_t D = c->hidden_size, S = c->state_len;
   char name[96];
   trm_status st;
-#define TAKE(suffix, rows, cols, left, field)                                                                      \
+#define TAKE(suffix, rows, cols, how, field)                                                                      \
   snprintf(name, sizeof name, "L_level.layers.%lld.%s", (long long)i, suffix);                                    \
-  if ((st = take_packed(ld, name, rows, cols, left, &layer->field)) != TRM_OK) return st
+  if ((st = take_packed(ld, name, rows, cols, how, &layer->field)) != TRM_OK) return st
   if (c->mlp_t) {
-    TAKE("mlp_t.gate_up_proj.weight", 2 * c->inter_t, S, true, mlpt_gate_up);
-    TAKE("mlp_t.down_proj.weight", S, c->inter_t, true, mlpt_down);
+    TAKE("mlp_t.gate_up_proj.weight", 2 * c->inter_t, S, SWIGLU, mlpt_gate_up);
+    TAKE("mlp_t.down_proj.weight", S, c->inter_t, LEFT, mlpt_down);
   } else {
-    TAKE("self_attn.qkv_proj.weight", 3 * D, D, false, qkv);
-    TAKE("self_attn.o_proj.weight", D, D, false, o);
+    TAKE("self_attn.qkv_proj.weight", 3 * D, D, RIGHT, qkv);
+    TAKE("self_attn.o_proj.weight", D, D, RIGHT, o);
   }
-  TAKE("mlp.gate_up_proj.weight", 2 * c->inter, D, false, gate_up);
-  TAKE("mlp.down_proj.weight", D, c->inter, false, down);
+  TAKE("mlp.gate_up_proj.weight", 2 * c->inter, D, SWIGLU, gate_up);
+  TAKE("mlp.down_proj.weight", D, c->inter, RIGHT, down);
 #undef TAKE
   return TRM_OK;
 }

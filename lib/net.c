@@ -55,8 +55,10 @@ trm_status trm_net_work_init(const trm_model *m, size_t batch, trm_pool *pool, t
   w->workers = workers;
   w->chunk_slots = max_sz(1, min_sz(batch, CHUNK_ROWS / S));
   size_t R = w->chunk_slots * S;
-  size_t wide = max_sz(R * max_sz(3 * D, 2 * I), 2 * It * D);
-  size_t inner = max_sz(R * max_sz(D, I), It * D);
+  /* the [R, 2 inter] SwiGLU intermediate only exists when the kernel cannot fuse it */
+  bool fused = m->layers[0].gate_up.swiglu, fused_t = c->mlp_t && m->layers[0].mlpt_gate_up.swiglu;
+  size_t wide = max_sz(R * max_sz(c->mlp_t ? 0 : 3 * D, fused ? 0 : 2 * I), fused_t ? 0 : D * 2 * It);
+  size_t inner = max_sz(R * max_sz(D, I), D * It);
   w->gemm = trm_alloc_zero(workers, trm_gemm_buffer_floats(m->kernel) * sizeof(float));
   w->h = trm_alloc_zero(R * D, sizeof(float));
   w->wide = trm_alloc_zero(wide, sizeof(float));
@@ -135,14 +137,6 @@ static void swiglu_rows(const void *ctx, size_t first, size_t count) {
   for (size_t i = first; i < first + count; i++) {
     const float *gate = r->gate_up + i * 2 * r->inter;
     r->k->swiglu(gate, gate + r->inter, r->act + i * r->inter, r->inter);
-  }
-}
-
-/* The token MLP's halves are rows: act^T[j] = silu(gate_up^T[j]) * gate_up^T[inter + j]. */
-static void swiglu_halves(const void *ctx, size_t first, size_t count) {
-  const rowwise *r = ctx;
-  for (size_t j = first; j < first + count; j++) {
-    r->k->swiglu(r->gate_up + j * r->cols, r->gate_up + (r->inter + j) * r->cols, r->act + j * r->cols, r->cols);
   }
 }
 
@@ -245,28 +239,40 @@ static void attention(const trm_model *m, trm_net_work *w, const trm_layer *laye
 
 /* ---- the mixing step: token MLP ---- */
 
-/* h_slot = rmsnorm_over_S(h_slot + swiglu_t(h_slot^T)^T), without transposing: the weights
- * multiply the state from the left, gate_up^T = W_gate_up h and out = W_down act^T. */
+/* h_slot = rmsnorm_over_S(h_slot + swiglu_t(h_slot^T)^T), with no transpose made: act =
+ * swiglu(h^T W_gate_up^T) [D, inter_t] reads h^T in place (and fuses silu(gate) * up like the
+ * channel MLP when the kernel can), then out = W_down act^T [S, D] reads act transposed. */
 static void token_mlp(const trm_model *m, trm_net_work *w, const trm_layer *layer, float *h) {
   const trm_config *c = &m->cfg;
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t;
-  float *gate_up_t = w->wide, *act_t = w->inner;
-  gemm(m, w, 2 * It, D, S, weights(&layer->mlpt_gate_up), matrix(h, D), gate_up_t, D);
-  rowwise act = {.k = m->kernel, .gate_up = gate_up_t, .act = act_t, .cols = D, .inter = It};
-  for_rows(w, It, swiglu_halves, &act);
-  gemm(m, w, S, D, It, weights(&layer->mlpt_down), matrix(act_t, D), w->out, D);
+  trm_operand h_t = {.data = h, .ld = D, .trans = true};
+  if (layer->mlpt_gate_up.swiglu) {
+    gemm(m, w, D, 2 * It, S, h_t, weights(&layer->mlpt_gate_up), w->inner, It);
+  } else {
+    gemm(m, w, D, 2 * It, S, h_t, weights(&layer->mlpt_gate_up), w->wide, 2 * It);
+    rowwise act = {.k = m->kernel, .gate_up = w->wide, .act = w->inner, .inter = It};
+    for_rows(w, D, swiglu_rows, &act);
+  }
+  trm_operand act_t = {.data = w->inner, .ld = It, .trans = true};
+  gemm(m, w, S, D, It, weights(&layer->mlpt_down), act_t, w->out, D);
   rowwise norm = {.h = h, .add = w->out, .cols = D, .inter = S, .eps = (float)c->rms_norm_eps};
   for_rows(w, D, residual_rmsnorm_cols, &norm);
 }
 
 /* ---- the channel step ---- */
 
+/* out = down(silu(gate) * up); with a fused gate_up weight the product writes the activations
+ * directly, never the [rows, 2 inter] intermediate. */
 static void channel_mlp(const trm_model *m, trm_net_work *w, const trm_layer *layer, const float *h, size_t rows,
                         float *out) {
   size_t D = (size_t)m->cfg.hidden_size, I = (size_t)m->cfg.inter;
-  gemm(m, w, rows, 2 * I, D, matrix(h, D), weights(&layer->gate_up), w->wide, 2 * I);
-  rowwise act = {.k = m->kernel, .gate_up = w->wide, .act = w->inner, .inter = I};
-  for_rows(w, rows, swiglu_rows, &act);
+  if (layer->gate_up.swiglu) {
+    gemm(m, w, rows, 2 * I, D, matrix(h, D), weights(&layer->gate_up), w->inner, I);
+  } else {
+    gemm(m, w, rows, 2 * I, D, matrix(h, D), weights(&layer->gate_up), w->wide, 2 * I);
+    rowwise act = {.k = m->kernel, .gate_up = w->wide, .act = w->inner, .inter = I};
+    for_rows(w, rows, swiglu_rows, &act);
+  }
   gemm(m, w, rows, D, I, matrix(w->inner, I), weights(&layer->down), out, D);
 }
 

@@ -44,7 +44,7 @@ void trm_packed_free(trm_packed *p) {
  * q holds W's rows q*NR .. q*NR+NR-1); either way row r's values go to panel r / panel, lane
  * r % panel, one lane per position k. */
 static trm_status pack_rows(size_t panel, size_t rows, size_t cols, trm_row_fn row_fn, void *ctx, float *row_buf,
-                            float **out) {
+                            size_t interleave, float **out) {
   size_t floats;
   if (!trm_mul_ok(div_up(rows, panel) * panel, cols, &floats)) return trm_fail(TRM_E_NOMEM, "weight too large to pack");
   float *data = trm_alloc_zero(floats, sizeof(float));
@@ -55,7 +55,12 @@ static trm_status pack_rows(size_t panel, size_t rows, size_t cols, trm_row_fn r
       trm_release(data);
       return st;
     }
-    float *dst = data + (r / panel) * panel * cols + r % panel;
+    size_t at = r; /* the row's place in packed order */
+    if (interleave) { /* gate rows fill the first half of each panel, the matching up rows the second */
+      size_t half = panel / 2, gate = r < interleave, i = gate ? r : r - interleave;
+      at = i / half * panel + (gate ? 0 : half) + i % half;
+    }
+    float *dst = data + (at / panel) * panel * cols + at % panel;
     for (size_t kk = 0; kk < cols; kk++) dst[kk * panel] = row_buf[kk];
   }
   *out = data;
@@ -65,16 +70,32 @@ static trm_status pack_rows(size_t panel, size_t rows, size_t cols, trm_row_fn r
 trm_status trm_pack_right_rows(const trm_kernel *k, size_t out_features, size_t in_features, trm_row_fn row_fn,
                                void *ctx, float *row_buf, trm_packed *p) {
   float *data;
-  trm_status st = pack_rows(k->nr, out_features, in_features, row_fn, ctx, row_buf, &data);
+  trm_status st = pack_rows(k->nr, out_features, in_features, row_fn, ctx, row_buf, 0, &data);
   if (st == TRM_OK)
     *p = (trm_packed){.rows = in_features, .cols = out_features, .panel = k->nr, .left = false, .data = data};
+  return st;
+}
+
+bool trm_swiglu_fusable(const trm_kernel *k, size_t inter, size_t in_features) {
+  return inter % (k->nr / 2) == 0 && in_features <= KC_PACKED;
+}
+
+trm_status trm_pack_swiglu_rows(const trm_kernel *k, size_t inter, size_t in_features, trm_row_fn row_fn, void *ctx,
+                                float *row_buf, trm_packed *p) {
+  if (!trm_swiglu_fusable(k, inter, in_features))
+    return trm_fail(TRM_E_INVALID, "trm_pack_swiglu_rows: inner width %zu cannot be fused", inter);
+  float *data;
+  trm_status st = pack_rows(k->nr, 2 * inter, in_features, row_fn, ctx, row_buf, inter, &data);
+  if (st == TRM_OK)
+    *p = (trm_packed){.rows = in_features, .cols = 2 * inter, .panel = k->nr, .left = false, .swiglu = true,
+                      .data = data};
   return st;
 }
 
 trm_status trm_pack_left_rows(const trm_kernel *k, size_t rows, size_t cols, trm_row_fn row_fn, void *ctx,
                               float *row_buf, trm_packed *p) {
   float *data;
-  trm_status st = pack_rows(k->mr, rows, cols, row_fn, ctx, row_buf, &data);
+  trm_status st = pack_rows(k->mr, rows, cols, row_fn, ctx, row_buf, 0, &data);
   if (st == TRM_OK) *p = (trm_packed){.rows = rows, .cols = cols, .panel = k->mr, .left = true, .data = data};
   return st;
 }
@@ -112,25 +133,25 @@ trm_status trm_pack_left(const trm_kernel *k, const float *w, size_t rows, size_
 
 /* ---- packing activations on the fly ---- */
 
-static float at(const trm_operand *x, size_t r, size_t c) {
-  return x->trans ? x->data[c * x->ld + r] : x->data[r * x->ld + c];
-}
-
 /* Rows [i0, i0+mc) x columns [k0, k0+kc) of A into MR-row panels (rows past M are zero). */
 static void pack_a(const trm_kernel *k, const trm_operand *A, size_t M, size_t i0, size_t mc, size_t k0, size_t kc,
                    float *dst) {
-  size_t mr = k->mr;
+  size_t mr = k->mr, rows = min_sz(mc, M - i0);
+  if (A->trans) { /* A[row][kk] = data[kk][row]: read each of A's columns contiguously */
+    for (size_t kk = 0; kk < kc; kk++) {
+      const float *src = A->data + (k0 + kk) * A->ld + i0;
+      for (size_t r = 0; r < rows; r++) dst[(r / mr) * mr * kc + kk * mr + r % mr] = src[r];
+    }
+  }
   for (size_t p = 0; p < div_up(mc, mr); p++) {
     float *panel = dst + p * mr * kc;
     for (size_t i = 0; i < mr; i++) {
-      size_t row = i0 + p * mr + i;
-      if (row >= M || p * mr + i >= mc) {
+      size_t r = p * mr + i;
+      if (r >= rows) {
         for (size_t kk = 0; kk < kc; kk++) panel[kk * mr + i] = 0.0f;
       } else if (!A->trans) {
-        const float *src = A->data + row * A->ld + k0;
+        const float *src = A->data + (i0 + r) * A->ld + k0;
         for (size_t kk = 0; kk < kc; kk++) panel[kk * mr + i] = src[kk];
-      } else {
-        for (size_t kk = 0; kk < kc; kk++) panel[kk * mr + i] = at(A, row, k0 + kk);
       }
     }
   }
@@ -188,10 +209,22 @@ static void tile(const trm_kernel *k, size_t kc, const float *a, const float *b,
       c[i * ldc + j] = accumulate ? c[i * ldc + j] + local[i * k->nr + j] : local[i * k->nr + j];
 }
 
-/* C rows [m_p0*MR, m_p1*MR) x columns [n_p0*NR, n_p1*NR), clipped to M x N. */
+/* The fused SwiGLU tile: the product's panel holds NR/2 gate columns and the matching NR/2 up
+ * columns (K in one slice), and only silu(gate) * up is written, to C's columns q*NR/2... */
+static void swiglu_tile(const trm_kernel *k, size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                        size_t rows) {
+  _Alignas(64) float local[16 * 64];
+  size_t half = k->nr / 2;
+  k->micro(kc, a, b, local, k->nr, false);
+  for (size_t i = 0; i < rows; i++) k->swiglu(local + i * k->nr, local + i * k->nr + half, c + i * ldc, half);
+}
+
+/* C rows [m_p0*MR, m_p1*MR) x columns [n_p0*NR, n_p1*NR), clipped to M x N. With B packed for
+ * SwiGLU, C receives the activations instead: NR/2 columns per panel. */
 static void gemm_range(const trm_kernel *k, float *buffer, size_t M, size_t N, size_t K, const trm_operand *A,
                        const trm_operand *B, float *C, size_t ldc, size_t m_p0, size_t m_p1, size_t n_p0,
                        size_t n_p1) {
+  bool swiglu = B->packed && B->packed->swiglu;
   size_t mr = k->mr, nr = k->nr;
   float *abuf = buffer, *bbuf = buffer + mc_panels(k) * mr * KC_PACKED;
   size_t kc_max = B->packed ? KC_PACKED : KC_RAW;
@@ -228,8 +261,12 @@ static void gemm_range(const trm_kernel *k, float *buffer, size_t M, size_t N, s
           size_t cols = min_sz(nr, nc - q * nr);
           for (size_t p = 0; p < div_up(mc, mr); p++) {
             size_t rows = min_sz(mr, mc - p * mr);
-            tile(k, kc, ap + p * a_stride, bp + q * b_stride, C + (i0 + p * mr) * ldc + j0 + q * nr, ldc, rows,
-                 cols, k0 > 0);
+            if (swiglu)
+              swiglu_tile(k, kc, ap + p * a_stride, bp + q * b_stride, C + (i0 + p * mr) * ldc + (j0 + q * nr) / 2,
+                          ldc, rows);
+            else
+              tile(k, kc, ap + p * a_stride, bp + q * b_stride, C + (i0 + p * mr) * ldc + j0 + q * nr, ldc, rows,
+                   cols, k0 > 0);
           }
         }
       }
@@ -277,7 +314,8 @@ void trm_gemm_threaded(const trm_kernel *k, trm_pool *pool, float *buffers, size
     trm_gemm_single(k, buffers, M, N, K, A, B, C, ldc);
     return;
   }
-  /* split the dimension with more panels; the columns when they are enough for everyone */
-  gemm_job job = {k, buffers, M, N, K, ldc, &A, &B, C, pn >= workers || pn >= pm};
+  /* split the dimension with more panels, unless that leaves few panels a worker (uneven) */
+  bool split_n = pn >= pm ? pn >= workers || pm < workers : pn >= 4 * workers;
+  gemm_job job = {k, buffers, M, N, K, ldc, &A, &B, C, split_n};
   trm_pool_run(pool, gemm_worker, &job);
 }

@@ -56,6 +56,7 @@ typedef struct trm_packed {
   size_t rows, cols; /* of the operand as it enters the product: B is K x N, A is M x K */
   size_t panel;      /* NR for a right operand, MR for a left one */
   bool left;
+  bool swiglu;       /* a SwiGLU gate_up weight packed for the fused product (trm_pack_swiglu_rows) */
   float *data;
 } trm_packed;
 
@@ -71,6 +72,15 @@ TRM_HIDDEN trm_status trm_pack_right_rows(const trm_kernel *k, size_t out_featur
  * left), reading its rows through row_fn into row_buf (K floats). */
 TRM_HIDDEN trm_status trm_pack_left_rows(const trm_kernel *k, size_t rows, size_t cols, trm_row_fn row_fn,
                                          void *ctx, float *row_buf, trm_packed *p);
+/* Whether a SwiGLU gate_up weight [2 inter, in] can be packed for the fused product: inter a
+ * multiple of NR/2, and in within one K slice. */
+TRM_HIDDEN bool trm_swiglu_fusable(const trm_kernel *k, size_t inter, size_t in_features);
+/* Packs a SwiGLU gate_up weight [2 inter, in] (gate rows, then up rows) with each panel holding
+ * NR/2 gate columns and the matching NR/2 up columns, so that a product with it writes
+ * silu(gate) * up ([M, inter]) straight from the microkernel's tile, never the [M, 2 inter]
+ * intermediate. */
+TRM_HIDDEN trm_status trm_pack_swiglu_rows(const trm_kernel *k, size_t inter, size_t in_features, trm_row_fn row_fn,
+                                           void *ctx, float *row_buf, trm_packed *p);
 /* The same from a whole row-major array. */
 TRM_HIDDEN trm_status trm_pack_right(const trm_kernel *k, const float *w, size_t out_features, size_t in_features,
                                      trm_packed *p);
@@ -94,7 +104,8 @@ TRM_HIDDEN trm_packed trm_pack_right_into(const trm_kernel *k, trm_operand B, si
 /* Floats of packing memory one worker needs (trm_gemm_* take a buffer of this many per worker). */
 TRM_HIDDEN size_t trm_gemm_buffer_floats(const trm_kernel *k);
 
-/* C [M, N] = A [M, K] B [K, N] on the calling thread, with one worker's packing buffer. */
+/* C [M, N] = A [M, K] B [K, N] on the calling thread, with one worker's packing buffer. When B
+ * is packed for SwiGLU (N = 2 inter), C [M, inter] receives silu(gate) * up instead. */
 TRM_HIDDEN void trm_gemm_single(const trm_kernel *k, float *buffer, size_t M, size_t N, size_t K, trm_operand A,
                                 trm_operand B, float *C, size_t ldc);
 
