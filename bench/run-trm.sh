@@ -2,10 +2,12 @@
 # End-to-end benchmark: libtrm against PyTorch on the paper's Sudoku-MLP and ARC models (random
 # weights), seconds per supervision step, measured in this run. Prints each figure and the
 # libtrm / PyTorch ratio (PyTorch's best thread setting), then peak memory.
-#   bench/run-trm.sh BUILD_DIR [STEPS]
+#   bench/run-trm.sh BUILD_DIR [STEPS] [quick]
+# quick leaves out ARC at batch 16 (PyTorch needs minutes per step there).
 set -euo pipefail
 B=${1:-build/make}
 STEPS=${2:-5}
+QUICK=${3:-}
 PY=${PYTHON_TORCH:-/usr/bin/python3}   # Debian's python3 with python3-torch
 mkdir -p "$B/bench"
 for preset in sudoku-mlp arc; do
@@ -32,6 +34,7 @@ printf "%-11s %5s %7s %12s %12s %8s\n" model batch threads "libtrm s/st" "torch 
 for preset in sudoku-mlp arc; do
   MODEL="$B/bench/$preset.safetensors"
   for BATCH in 1 16; do
+    [ "$preset" = arc ] && [ "$BATCH" = 16 ] && [ -n "$QUICK" ] && continue
     [ "$preset" = arc ] && [ "$BATCH" = 16 ] && TSTEPS=1 || TSTEPS=$STEPS
     torch=$(torch_best)
     for threads in 1 2; do

@@ -108,6 +108,17 @@ static void check_product(const trm_kernel *k, mode md, size_t M, size_t N, size
   free(C2);
 }
 
+typedef struct rows_ctx {
+  const float *w;
+  size_t cols;
+} rows_ctx;
+
+static trm_status copy_row_fn(void *ctx, size_t row, float *out) {
+  const rows_ctx *c = ctx;
+  memcpy(out, c->w + row * c->cols, c->cols * sizeof *out);
+  return TRM_OK;
+}
+
 /* silu(gate) * up against double precision, over the range TRM's activations take and beyond
  * (exp's clamps), at lengths that exercise every vector tail. */
 static void check_swiglu(const trm_kernel *k) {
@@ -159,6 +170,41 @@ static void check_softmax(const trm_kernel *k) {
   EXPECT(worst < 1e-6, "%s softmax: relative error %.3g", k->name, worst);
 }
 
+/* The fused SwiGLU product against the plain product followed by the kernel's swiglu: bitwise
+ * the same, since the tile sums are the same sums. Also through the threaded driver. */
+static void check_fused_swiglu(const trm_kernel *k, size_t M, size_t inter, size_t K, trm_pool *pool,
+                               float *buffers) {
+  float *x = random_matrix(M * K), *w = random_matrix(2 * inter * K);
+  float *gate_up = malloc(M * 2 * inter * sizeof(float)), *plain = malloc(M * inter * sizeof(float));
+  float *fused = malloc(M * inter * sizeof(float));
+  trm_packed p_plain, p_fused;
+  EXPECT(trm_pack_right(k, w, 2 * inter, K, &p_plain) == TRM_OK, "pack");
+  EXPECT(trm_swiglu_fusable(k, inter, K), "%s: inter %zu should be fusable", k->name, inter);
+  float *row_buf = malloc(K * sizeof(float));
+  EXPECT(trm_pack_swiglu_rows(k, inter, K, copy_row_fn, &(rows_ctx){w, K}, row_buf, &p_fused) == TRM_OK, "pack");
+  trm_operand xo = {.data = x, .ld = K};
+  trm_gemm_single(k, buffers, M, 2 * inter, K, xo, (trm_operand){.packed = &p_plain}, gate_up, 2 * inter);
+  for (size_t i = 0; i < M; i++)
+    k->swiglu(gate_up + i * 2 * inter, gate_up + i * 2 * inter + inter, plain + i * inter, inter);
+  for (int threaded = 0; threaded < 2; threaded++) {
+    for (size_t i = 0; i < M * inter; i++) fused[i] = NAN;
+    if (threaded)
+      trm_gemm_threaded(k, pool, buffers, M, 2 * inter, K, xo, (trm_operand){.packed = &p_fused}, fused, inter);
+    else
+      trm_gemm_single(k, buffers, M, 2 * inter, K, xo, (trm_operand){.packed = &p_fused}, fused, inter);
+    EXPECT(memcmp(plain, fused, M * inter * sizeof(float)) == 0, "%s fused SwiGLU M=%zu inter=%zu K=%zu%s differs",
+           k->name, M, inter, K, threaded ? " (threaded)" : "");
+  }
+  trm_packed_free(&p_plain);
+  trm_packed_free(&p_fused);
+  free(x);
+  free(w);
+  free(gate_up);
+  free(plain);
+  free(fused);
+  free(row_buf);
+}
+
 int main(void) {
   static const size_t dims[] = {1, 2, 3, 7, 8, 13, 14, 15, 16, 17, 31, 32, 33, 64, 65, 97, 129, 130};
   /* 600 crosses the K slice of a B packed on the fly (512); 1600 that of packed weights (1536) */
@@ -192,6 +238,15 @@ int main(void) {
     for (int md = 0; md < 3; md++)
       for (size_t i = 0; i < sizeof long_k / sizeof long_k[0]; i++, products++)
         check_product(k, (mode)md, long_k[i][0], long_k[i][1], long_k[i][2], pools, buffers);
+    {
+      size_t half = k->nr / 2;
+      static const size_t ms[] = {1, 13, 97, 130};
+      for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        check_fused_swiglu(k, ms[i], half, 17, pools[1], buffers);
+        check_fused_swiglu(k, ms[i], 6 * half, 512, pools[2], buffers);
+      }
+      EXPECT(!trm_swiglu_fusable(k, half + 1, 64), "%s: inter not a multiple of NR/2 must not be fusable", k->name);
+    }
     printf("kernel %-6s (%zux%zu): %zu products checked\n", k->name, k->mr, k->nr, products);
     free(buffers);
   }
