@@ -75,15 +75,15 @@ static double fma_peak(int threads) {
 typedef struct shape {
   const char *what;
   size_t M, N, K;
-  bool left; /* the weight is the left operand (token MLP) */
+  bool left; /* the token MLP's products, whose activation the library reads transposed */
 } shape;
 
 static const shape shapes[] = {
     {"sudoku b1  qkv      x W^T", 97, 1536, 512, false},
     {"sudoku b1  gate_up  x W^T", 97, 3072, 512, false},
     {"sudoku b1  down     x W^T", 97, 512, 1536, false},
-    {"sudoku     mlp_t gate_up W h", 1024, 512, 97, true},
-    {"sudoku     mlp_t down    W h", 97, 512, 512, true},
+    {"sudoku     mlp_t gate_up h^T W^T", 512, 1024, 97, true},
+    {"sudoku     mlp_t down    W act^T", 97, 512, 512, true},
     {"sudoku b16 gate_up  x W^T", 1552, 3072, 512, false},
     {"sudoku b16 down     x W^T", 1552, 512, 1536, false},
     {"arc b1     qkv      x W^T", 916, 1536, 512, false},
@@ -116,7 +116,7 @@ int main(int argc, char **argv) {
   double peak = fma_peak(threads);
   printf("libtrm kernel %s, %d thread(s); FMA peak probe %.1f GFLOP/s; OpenBLAS %s\n", k->name, threads, peak,
          openblas_get_config());
-  printf("%-30s %6s %6s %6s %9s %9s %7s %6s\n", "shape", "M", "N", "K", "libtrm", "openblas", "ratio", "%peak");
+  printf("%-34s %6s %6s %6s %9s %9s %7s %6s\n", "shape", "M", "N", "K", "libtrm", "openblas", "ratio", "%peak");
   /* Two passes: every shape with libtrm first, then every shape with OpenBLAS, whose idle
    * threads spin for a while after each call and would steal the second core from our pool
    * if the two were interleaved. */
@@ -127,14 +127,18 @@ int main(int argc, char **argv) {
     for (size_t s = 0; s < n_shapes; s++) {
       const shape *sh = &shapes[s];
       size_t M = sh->M, N = sh->N, K = sh->K;
-      float *act = malloc(sizeof(float) * (sh->left ? K * N : M * K));
-      float *w = malloc(sizeof(float) * (sh->left ? M * K : N * K));
+      /* the token MLP as the library runs it: gate_up = h^T W^T reads h [K, M] transposed;
+       * down = W act^T packs W [M, K] as the left operand and reads act [N, K] transposed */
+      bool down_t = sh->left && sh->M < sh->N, gate_t = sh->left && !down_t;
+      float *act = malloc(sizeof(float) * (down_t ? K * N : M * K));
+      float *w = malloc(sizeof(float) * (down_t ? M * K : N * K));
       float *c1 = malloc(sizeof(float) * M * N), *c2 = malloc(sizeof(float) * M * N);
-      fill(act, sh->left ? K * N : M * K, 1);
-      fill(w, sh->left ? M * K : N * K, 2);
+      fill(act, down_t ? K * N : M * K, 1);
+      fill(w, down_t ? M * K : N * K, 2);
       trm_packed packed;
-      if ((sh->left ? trm_pack_left(k, w, M, K, &packed) : trm_pack_right(k, w, N, K, &packed)) != TRM_OK) return 1;
-      trm_operand wop = {.packed = &packed}, aop = {.data = act, .ld = sh->left ? N : K};
+      if ((down_t ? trm_pack_left(k, w, M, K, &packed) : trm_pack_right(k, w, N, K, &packed)) != TRM_OK) return 1;
+      trm_operand wop = {.packed = &packed};
+      trm_operand aop = {.data = act, .ld = gate_t ? M : K, .trans = sh->left};
       double flop = 2.0 * (double)M * (double)N * (double)K, t[64];
       /* each sample repeats the product for about 20 ms; the first sample of a shape is a warm-up */
       int calls = (int)(4e9 / flop) + 1;
@@ -142,11 +146,14 @@ int main(int argc, char **argv) {
         double t0 = now();
         for (int call = 0; call < calls; call++) {
         if (pass == 0) {
-          if (sh->left) trm_gemm_threaded(k, pool, buffers, M, N, K, wop, aop, c1, N);
+          if (down_t) trm_gemm_threaded(k, pool, buffers, M, N, K, wop, aop, c1, N);
           else trm_gemm_threaded(k, pool, buffers, M, N, K, aop, wop, c1, N);
-        } else if (sh->left) {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, w, (int)K, act,
-                      (int)N, 0.0f, c2, (int)N);
+        } else if (down_t) {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, w, (int)K, act, (int)K,
+                      0.0f, c2, (int)N);
+        } else if (gate_t) {
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, act, (int)M, w, (int)K,
+                      0.0f, c2, (int)N);
         } else {
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, act, (int)K, w, (int)K,
                       0.0f, c2, (int)N);
@@ -159,7 +166,7 @@ int main(int argc, char **argv) {
         ours[s] = gflops;
       } else { /* check our result against OpenBLAS's */
         blas[s] = gflops;
-        if (sh->left) trm_gemm_threaded(k, pool, buffers, M, N, K, wop, aop, c1, N);
+        if (down_t) trm_gemm_threaded(k, pool, buffers, M, N, K, wop, aop, c1, N);
         else trm_gemm_threaded(k, pool, buffers, M, N, K, aop, wop, c1, N);
         worst[s] = 0;
         for (size_t i = 0; i < M * N; i++) {
@@ -176,7 +183,7 @@ int main(int argc, char **argv) {
   }
   for (size_t s = 0; s < n_shapes; s++) {
     const shape *sh = &shapes[s];
-    printf("%-30s %6zu %6zu %6zu %9.1f %9.1f %7.2f %5.0f%%%s\n", sh->what, sh->M, sh->N, sh->K, ours[s], blas[s],
+    printf("%-34s %6zu %6zu %6zu %9.1f %9.1f %7.2f %5.0f%%%s\n", sh->what, sh->M, sh->N, sh->K, ours[s], blas[s],
            ours[s] / blas[s], peak > 0 ? 100 * ours[s] / peak : 0, worst[s] > 1e-3 ? "  MISMATCH" : "");
   }
   trm_release(buffers);

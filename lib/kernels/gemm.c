@@ -172,13 +172,18 @@ static void pack_b(const trm_kernel *k, const trm_operand *B, size_t N, size_t j
         memcpy(row, src, valid * sizeof *row);
         for (size_t j = valid; j < nr; j++) row[j] = 0.0f;
       }
-    } else { /* B[kk][col] = data[col][kk]: walk each column's contiguous run */
-      for (size_t j = 0; j < nr; j++) {
-        if (j < valid) {
-          const float *src = B->data + (col0 + j) * B->ld + k0;
-          for (size_t kk = 0; kk < kc; kk++) panel[kk * nr + j] = src[kk];
-        } else {
-          for (size_t kk = 0; kk < kc; kk++) panel[kk * nr + j] = 0.0f;
+    } else { /* B[kk][col] = data[col][kk]: a transpose, in blocks of 16 k so the panel rows
+              * being written stay in L1 while each column's run is read in order */
+      for (size_t kk0 = 0; kk0 < kc; kk0 += 16) {
+        size_t len = min_sz(16, kc - kk0);
+        for (size_t j = 0; j < nr; j++) {
+          float *dst = panel + kk0 * nr + j;
+          if (j < valid) {
+            const float *src = B->data + (col0 + j) * B->ld + k0 + kk0;
+            for (size_t kk = 0; kk < len; kk++) dst[kk * nr] = src[kk];
+          } else {
+            for (size_t kk = 0; kk < len; kk++) dst[kk * nr] = 0.0f;
+          }
         }
       }
     }
@@ -314,8 +319,13 @@ void trm_gemm_threaded(const trm_kernel *k, trm_pool *pool, float *buffers, size
     trm_gemm_single(k, buffers, M, N, K, A, B, C, ldc);
     return;
   }
-  /* split the dimension with more panels, unless that leaves few panels a worker (uneven) */
-  bool split_n = pn >= pm ? pn >= workers || pm < workers : pn >= 4 * workers;
+  /* Split so that no worker packs what another packs too: the rows when only A is packed here
+   * (each worker then packs just its rows), the columns when only B is; but never into so few
+   * panels a worker that the shares come out uneven. */
+  bool a_raw = !A.packed, b_raw = !B.packed, split_n;
+  if (a_raw && !b_raw) split_n = pm < 4 * workers;
+  else if (b_raw && !a_raw) split_n = pn >= 4 * workers || pn >= pm;
+  else split_n = pn >= pm;
   gemm_job job = {k, buffers, M, N, K, ldc, &A, &B, C, split_n};
   trm_pool_run(pool, gemm_worker, &job);
 }
