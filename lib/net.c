@@ -19,7 +19,7 @@
 
 /* Rows of gathered states one pass through the blocks takes, to bound work memory (whole
  * states at a time, at least one). */
-enum { CHUNK_ROWS = 256, QUERY_BLOCK = 64 };
+enum { CHUNK_ROWS = 128, MLP_ROWS = 256, QUERY_BLOCK = 64 };
 
 /* ---- work memory ---- */
 
@@ -57,13 +57,16 @@ trm_status trm_net_work_init(const trm_model *m, size_t batch, trm_pool *pool, t
   size_t R = w->chunk_slots * S;
   /* the [R, 2 inter] SwiGLU intermediate only exists when the kernel cannot fuse it */
   bool fused = m->layers[0].gate_up.swiglu, fused_t = c->mlp_t && m->layers[0].mlpt_gate_up.swiglu;
-  size_t wide = max_sz(R * max_sz(c->mlp_t ? 0 : 3 * D, fused ? 0 : 2 * I), fused_t ? 0 : D * 2 * It);
-  size_t inner = max_sz(R * max_sz(D, I), D * It);
+  /* wide: attention's qkv, or an unfused SwiGLU's gate_up; inner: attention's heads, or the
+   * SwiGLU activations of MLP_ROWS rows (the channel MLP goes through a chunk in such slices) */
+  size_t mlp_rows = min_sz(R, MLP_ROWS);
+  size_t wide = max_sz(max_sz(c->mlp_t ? 0 : R * 3 * D, fused ? 0 : mlp_rows * 2 * I), fused_t ? 0 : D * 2 * It);
+  size_t inner = max_sz(max_sz(c->mlp_t ? 0 : R * D, mlp_rows * I), D * It);
   w->gemm = trm_alloc_zero(workers, trm_gemm_buffer_floats(m->kernel) * sizeof(float));
   w->h = trm_alloc_zero(R * D, sizeof(float));
   w->wide = trm_alloc_zero(wide, sizeof(float));
   w->inner = trm_alloc_zero(inner, sizeof(float));
-  w->out = trm_alloc_zero(max_sz(R, S) * D, sizeof(float));
+  w->out = trm_alloc_zero(max_sz(mlp_rows, c->mlp_t ? S : 0) * D, sizeof(float));
   w->attention_floats = attention_floats(m);
   w->scores = trm_alloc_zero(workers, w->attention_floats * sizeof(float));
   if (!w->gemm || !w->h || !w->wide || !w->inner || !w->out || !w->scores) {
@@ -225,7 +228,8 @@ static void attention_worker(void *ctx, size_t worker, size_t n_workers) {
   }
 }
 
-/* out = attention(h) for `slots` whole states in h [slots*S, D]. */
+/* out = attention(h) for `slots` whole states in h [slots*S, D]; out may be w->wide (the qkv
+ * buffer), which the last product no longer reads. */
 static void attention(const trm_model *m, trm_net_work *w, const trm_layer *layer, const float *h, size_t slots,
                       float *out) {
   const trm_config *c = &m->cfg;
@@ -282,17 +286,23 @@ static void channel_mlp(const trm_model *m, trm_net_work *w, const trm_layer *la
 static void blocks(const trm_model *m, trm_net_work *w, float *h, size_t slots) {
   const trm_config *c = &m->cfg;
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, rows = slots * S;
-  rowwise norm = {.h = h, .add = w->out, .cols = D, .eps = (float)c->rms_norm_eps};
+  float eps = (float)c->rms_norm_eps;
   for (int64_t l = 0; l < c->L_layers; l++) {
     const trm_layer *layer = &m->layers[l];
     if (c->mlp_t) {
       for (size_t s = 0; s < slots; s++) token_mlp(m, w, layer, h + s * S * D);
     } else {
-      attention(m, w, layer, h, slots, w->out);
+      attention(m, w, layer, h, slots, w->wide); /* the qkv buffer is free again for the output */
+      rowwise norm = {.h = h, .add = w->wide, .cols = D, .eps = eps};
       for_rows(w, rows, residual_rmsnorm_rows, &norm);
     }
-    channel_mlp(m, w, layer, h, rows, w->out);
-    for_rows(w, rows, residual_rmsnorm_rows, &norm);
+    /* rows are independent in the channel step: slices of MLP_ROWS bound the work memory */
+    for (size_t r0 = 0; r0 < rows; r0 += MLP_ROWS) {
+      size_t n = min_sz(MLP_ROWS, rows - r0);
+      channel_mlp(m, w, layer, h + r0 * D, n, w->out);
+      rowwise norm = {.h = h + r0 * D, .add = w->out, .cols = D, .eps = eps};
+      for_rows(w, n, residual_rmsnorm_rows, &norm);
+    }
   }
 }
 
