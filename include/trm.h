@@ -134,7 +134,9 @@ typedef enum trm_slot_state {
 typedef struct trm_event {
   size_t size;         /**< Set by the caller: sizeof(trm_event). */
   trm_event_kind kind; /**< What the last network call of this unit was. */
-  int64_t step;        /**< 1-based number of the session's supervision step this unit belongs to; when nothing ran, the number of steps the session has begun. */
+  /** 1-based number of the session's supervision step this unit belongs to; when nothing ran,
+   *  the number of steps the session has begun. */
+  int64_t step;
   int32_t cycle;       /**< 1-based H-cycle within that step, 1..H_cycles. */
   int32_t call;        /**< 1-based network call within that cycle, 1..L_cycles+1 (L_cycles+1 is the answer update). */
   int64_t calls;       /**< Network calls (over all running slots counted once) made by the session so far. */

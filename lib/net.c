@@ -5,11 +5,11 @@
  *                                h = rmsnorm(h + swiglu(h))     on the transposed state
  *
  * session.c drives the recursion and says which slots take part; this file makes one call of f
- * for all of them: it gathers their states, a chunk of about 256 rows at a time, into one matrix
- * so that the matrix products see many rows at once, runs the blocks, and scatters the result back. Products go through
- * kernels/ (weights packed at load); the rest is split over the session's threads by rows, heads
- * or slots, always so that each output is computed whole by one worker: the result is the same
- * for every thread count. */
+ * for all of them: it gathers their states, a chunk of whole states (about 128 rows) at a time,
+ * into one matrix so that the matrix products see many rows at once, runs the blocks, and
+ * scatters the result back. Products go through kernels/ (weights packed at load); the rest is
+ * split over the session's threads by rows, heads or slots, always so that each output is
+ * computed whole by one worker: the result is the same for every thread count. */
 #include "internal.h"
 
 #include "kernels/kernels.h"

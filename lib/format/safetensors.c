@@ -73,8 +73,9 @@ static trm_status parse_metadata(json_cursor *c, st_file *f) {
     }
     if (!json_string(c, &e->value, ST_MAX_META_VALUE)) {
       trm_status st = c->nomem ? json_fail(c)
-                               : trm_fail(TRM_E_FORMAT, "safetensors header: metadata value of '%s' is not a string (%s)",
-                                          e->key, c->err);
+                               : trm_fail(TRM_E_FORMAT,
+                                          "safetensors header: metadata value of '%s' is not a string (%s)", e->key,
+                                          c->err);
       trm_release(e->key);
       return st;
     }

@@ -43,6 +43,10 @@ typedef struct trm_kernel {
 #define TRM_EXP_P5 5.0000001201e-1f
 TRM_HIDDEN float trm_exp(float x);
 
+/* The portable SwiGLU and softmax (micro_scalar.c), also used by kernels without vector ones. */
+TRM_HIDDEN void trm_swiglu_scalar(const float *gate, const float *up, float *out, size_t n);
+TRM_HIDDEN void trm_softmax_scalar(float *x, size_t n, float scale);
+
 /* The kernel for an ISA, or NULL when it is not compiled in or this CPU lacks it. */
 TRM_HIDDEN const trm_kernel *trm_kernel_for(trm_isa isa);
 /* The best kernel this CPU runs, lowered by the environment variable TRM_ISA

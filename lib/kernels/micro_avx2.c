@@ -71,7 +71,8 @@ __attribute__((target("avx2,fma"))) static void micro_avx2(size_t kc, const floa
  * after the clamp, and 2^128 only multiplies values below 1). */
 __attribute__((target("avx2,fma"))) static __m256 exp8(__m256 x) {
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(TRM_EXP_LO)), _mm256_set1_ps(TRM_EXP_HI));
-  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(TRM_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(TRM_LOG2E)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(TRM_LN2_HI), x);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(TRM_LN2_LO), r);
   __m256 p = _mm256_set1_ps(TRM_EXP_P0);

@@ -4,7 +4,6 @@
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
-#include <math.h>
 
 enum { MR = 8, NR = 8 };
 
@@ -32,21 +31,6 @@ static void micro_neon(size_t kc, const float *a, const float *b, float *c, size
   }
 }
 
-/* silu * up in scalar C (trm_exp); the products dominate on arm64 as everywhere. */
-static void swiglu_neon(const float *gate, const float *up, float *out, size_t n) {
-  for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + trm_exp(-gate[i])) * up[i];
-}
-
-static void softmax_neon(float *x, size_t n, float scale) {
-  float best = -INFINITY, total = 0.0f;
-  for (size_t i = 0; i < n; i++) best = x[i] > best ? x[i] : best;
-  for (size_t i = 0; i < n; i++) {
-    x[i] = trm_exp((x[i] - best) * scale);
-    total += x[i];
-  }
-  float inv = 1.0f / total;
-  for (size_t i = 0; i < n; i++) x[i] *= inv;
-}
-
-const trm_kernel trm_kernel_neon = {TRM_ISA_NEON, "neon", MR, NR, micro_neon, swiglu_neon, softmax_neon};
+/* SwiGLU and softmax in portable C: the products dominate on arm64 as everywhere. */
+const trm_kernel trm_kernel_neon = {TRM_ISA_NEON, "neon", MR, NR, micro_neon, trm_swiglu_scalar, trm_softmax_scalar};
 #endif

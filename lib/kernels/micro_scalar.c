@@ -31,11 +31,11 @@ float trm_exp(float x) {
   return ldexpf(p, (int)n);
 }
 
-static void swiglu_scalar(const float *gate, const float *up, float *out, size_t n) {
+void trm_swiglu_scalar(const float *gate, const float *up, float *out, size_t n) {
   for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + trm_exp(-gate[i])) * up[i];
 }
 
-static void softmax_scalar(float *x, size_t n, float scale) {
+void trm_softmax_scalar(float *x, size_t n, float scale) {
   float best = -INFINITY, total = 0.0f;
   for (size_t i = 0; i < n; i++) best = x[i] > best ? x[i] : best;
   for (size_t i = 0; i < n; i++) {
@@ -46,4 +46,5 @@ static void softmax_scalar(float *x, size_t n, float scale) {
   for (size_t i = 0; i < n; i++) x[i] *= inv;
 }
 
-const trm_kernel trm_kernel_scalar = {TRM_ISA_SCALAR, "scalar", MR, NR, micro_scalar, swiglu_scalar, softmax_scalar};
+const trm_kernel trm_kernel_scalar = {TRM_ISA_SCALAR, "scalar", MR, NR, micro_scalar,
+                                      trm_swiglu_scalar, trm_softmax_scalar};
