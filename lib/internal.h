@@ -52,7 +52,6 @@ struct trm_model {
 /* Work memory for calls of the network over up to `batch` states, for the pool's workers. */
 typedef struct trm_net_work {
   trm_pool *pool;        /* not owned */
-  size_t workers;
   size_t chunk_slots;    /* states per pass of the row-wise products */
   float *gemm;           /* packing buffers, one per worker */
   float *h;              /* [chunk_slots * S, D]: the gathered states of one chunk */

@@ -52,7 +52,6 @@ trm_status trm_net_work_init(const trm_model *m, size_t batch, trm_pool *pool, t
   size_t workers = trm_pool_size(pool);
   memset(w, 0, sizeof *w);
   w->pool = pool;
-  w->workers = workers;
   w->chunk_slots = max_sz(1, min_sz(batch, CHUNK_ROWS / S));
   size_t R = w->chunk_slots * S;
   /* the [R, 2 inter] SwiGLU intermediate only exists when the kernel cannot fuse it */

@@ -72,7 +72,7 @@ trm_status trm_pack_right_rows(const trm_kernel *k, size_t out_features, size_t 
   float *data;
   trm_status st = pack_rows(k->nr, out_features, in_features, row_fn, ctx, row_buf, 0, &data);
   if (st == TRM_OK)
-    *p = (trm_packed){.rows = in_features, .cols = out_features, .panel = k->nr, .left = false, .data = data};
+    *p = (trm_packed){.data = data};
   return st;
 }
 
@@ -87,8 +87,7 @@ trm_status trm_pack_swiglu_rows(const trm_kernel *k, size_t inter, size_t in_fea
   float *data;
   trm_status st = pack_rows(k->nr, 2 * inter, in_features, row_fn, ctx, row_buf, inter, &data);
   if (st == TRM_OK)
-    *p = (trm_packed){.rows = in_features, .cols = 2 * inter, .panel = k->nr, .left = false, .swiglu = true,
-                      .data = data};
+    *p = (trm_packed){.swiglu = true, .data = data};
   return st;
 }
 
@@ -96,7 +95,7 @@ trm_status trm_pack_left_rows(const trm_kernel *k, size_t rows, size_t cols, trm
                               float *row_buf, trm_packed *p) {
   float *data;
   trm_status st = pack_rows(k->mr, rows, cols, row_fn, ctx, row_buf, 0, &data);
-  if (st == TRM_OK) *p = (trm_packed){.rows = rows, .cols = cols, .panel = k->mr, .left = true, .data = data};
+  if (st == TRM_OK) *p = (trm_packed){.data = data};
   return st;
 }
 
@@ -195,7 +194,7 @@ size_t trm_packed_right_floats(const trm_kernel *k, size_t K, size_t N) { return
 trm_packed trm_pack_right_into(const trm_kernel *k, trm_operand B, size_t K, size_t N, float *dst) {
   /* the layout of trm_pack_right: panel q holds all K rows of columns q*NR .. q*NR+NR-1 */
   for (size_t q = 0; q < div_up(N, k->nr); q++) pack_b(k, &B, N, q * k->nr, k->nr, 0, K, dst + q * k->nr * K);
-  return (trm_packed){.rows = K, .cols = N, .panel = k->nr, .left = false, .data = dst};
+  return (trm_packed){.data = dst};
 }
 
 /* ---- the loops ---- */

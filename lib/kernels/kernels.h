@@ -55,11 +55,9 @@ TRM_HIDDEN const trm_kernel *trm_kernel_select(void);
 
 /* A weight matrix packed once for one kernel. As the right operand B [K, N] of C = A B it is cut
  * into panels of NR columns, each holding K rows of NR floats; as the left operand A [M, K],
- * into panels of MR rows, each holding K columns of MR floats. Padding is zero. */
+ * into panels of MR rows, each holding K columns of MR floats. Padding is zero. The shape is the
+ * caller's to pass with each product, as for a plain matrix. */
 typedef struct trm_packed {
-  size_t rows, cols; /* of the operand as it enters the product: B is K x N, A is M x K */
-  size_t panel;      /* NR for a right operand, MR for a left one */
-  bool left;
   bool swiglu;       /* a SwiGLU gate_up weight packed for the fused product (trm_pack_swiglu_rows) */
   float *data;
 } trm_packed;
