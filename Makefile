@@ -37,7 +37,20 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 
 .PHONY: FORCE all bench check check-neon deps run-checks demo install uninstall docs clean
-all: $(SHARED) $(B)/libtrm.so $(STATIC) $(PCFILE) $(B)/examples/step
+
+# Each part beyond the core library (bindings, command line, fuzzing, ...) keeps its rules in a
+# fragment mk/NAME.mk, which may append to:
+#   ALL_EXTRA        files `make` builds
+#   CHECK_EXTRA      phony targets `make check` runs after the core tests
+#   INSTALL_EXTRA    phony targets `make install` runs (they honour PREFIX, BINDIR, DESTDIR, ...)
+#   UNINSTALL_EXTRA  phony targets `make uninstall` runs
+ALL_EXTRA :=
+CHECK_EXTRA :=
+INSTALL_EXTRA :=
+UNINSTALL_EXTRA :=
+include $(sort $(wildcard mk/*.mk))
+
+all: $(SHARED) $(B)/libtrm.so $(STATIC) $(PCFILE) $(B)/examples/step $(ALL_EXTRA)
 
 $(B)/pic/%.o: %.c $(LIB_HDRS)
 	@mkdir -p $(dir $@)
@@ -157,6 +170,7 @@ run-checks: all $(TESTS) $(CONF_DEPS)
 	$(MAKE) --no-print-directory check-neon
 	$(B)/examples/step models/demo.safetensors > $(B)/demo.out
 	@grep -q "^step 1" $(B)/demo.out && echo "example: ok"
+	@for t in $(CHECK_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
 
 # ---- benchmarks (bench/): figures and ratios against peers measured in the same run ----
 
@@ -186,11 +200,13 @@ install: all
 	install -m 644 $(PCFILE) $(DESTDIR)$(PKGCONFIGDIR)/
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 755 tools/trm-convert $(DESTDIR)$(BINDIR)/
+	@for t in $(INSTALL_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libtrm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libtrm.so \
 	      $(DESTDIR)$(LIBDIR)/libtrm.a $(DESTDIR)$(INCLUDEDIR)/trm.h $(DESTDIR)$(PKGCONFIGDIR)/libtrm.pc \
 	      $(DESTDIR)$(BINDIR)/trm-convert
+	@for t in $(UNINSTALL_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
 
 # ---- docs ----
 
