@@ -1,0 +1,10 @@
+/* trm data sudoku: not written yet. */
+#include <stdio.h>
+
+#include "data.h"
+
+int data_sudoku(int argc, char **argv) {
+  (void)argc;
+  fprintf(stderr, "trm data %s: not implemented yet\n", argv[0]);
+  return 1;
+}
