@@ -105,6 +105,10 @@ $(B)/tests/test_loader: tests/test_loader.c tests/model_builder.c tests/model_bu
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) tests/test_loader.c tests/model_builder.c -o $@ $(STATIC) $(CHECK_LIBS) -lm -pthread
 
+$(B)/tests/test_alloc: tests/test_alloc.c tests/model_builder.c tests/model_builder.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) tests/test_alloc.c tests/model_builder.c -o $@ $(STATIC) $(CHECK_LIBS) -lm -pthread
+
 $(B)/tests/conformance: tests/conformance.c tests/npy.c tests/npy.h $(B)/libtrm.so
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) -Iinclude $(CFLAGS) tests/conformance.c tests/npy.c -o $@ -L$(B) -Wl,-rpath,'$$ORIGIN/..' -ltrm -lm
@@ -124,7 +128,7 @@ $(B)/tests/test_kernels: tests/test_kernels.c $(STATIC)
 	$(CC) $(WARNINGS) -Iinclude -Ilib $(CFLAGS) $< -o $@ $(STATIC) -lm -pthread
 
 CONF_DEPS := $(foreach c,$(CONF_CASES),$(B)/conformance/$(c)/model.safetensors $(B)/conformance/$(c)/ref.stamp)
-TESTS := $(B)/tests/test_api $(B)/tests/test_loader $(B)/tests/test_kernels $(B)/tests/conformance
+TESTS := $(B)/tests/test_api $(B)/tests/test_loader $(B)/tests/test_alloc $(B)/tests/test_kernels $(B)/tests/conformance
 # every kernel this CPU has; TRM_ISA falls back to the best one for those it lacks, and the
 # conformance test prints which kernel ran
 ISAS := scalar avx2 avx512 neon
@@ -158,7 +162,9 @@ deps:
 
 run-checks: all $(TESTS) $(CONF_DEPS)
 	bash tests/check-symbols.sh $(SHARED)
+	bash tests/check-abi.sh $(SHARED)
 	$(B)/tests/test_loader
+	$(B)/tests/test_alloc
 	$(B)/tests/test_kernels
 	@for isa in $(ISAS); do \
 	  echo "TRM_ISA=$$isa: unit tests and conformance"; \

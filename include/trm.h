@@ -170,6 +170,39 @@ TRM_API const char *trm_version_string(void);
 TRM_API const char *trm_last_error(void);
 
 /**
+ * @brief Memory functions a host supplies in place of the C library's (see trm_set_allocator()).
+ *
+ * Every allocation libtrm makes goes through them: models, sessions, work buffers, thread
+ * pools. Allocations inside the C library itself (a FILE's buffer while a model file is read,
+ * thread stacks) are not the library's and still use the C library.
+ */
+typedef struct trm_allocator {
+  size_t size; /**< sizeof(trm_allocator), so that later versions can add fields. */
+  /** Returns @p size bytes aligned for any type, or NULL. Required. */
+  void *(*malloc_fn)(void *user, size_t size);
+  /** Returns @p size bytes aligned to @p alignment (a power of two, at most 64), or NULL.
+   *  Optional: when NULL, libtrm aligns blocks from malloc_fn itself, at a cost of up to
+   *  128 bytes per block. */
+  void *(*aligned_alloc_fn)(void *user, size_t alignment, size_t size);
+  /** Frees a block malloc_fn or aligned_alloc_fn returned (never NULL). Required. */
+  void (*free_fn)(void *user, void *ptr);
+  void *user; /**< Passed to each function as is. */
+} trm_allocator;
+
+/**
+ * @brief Makes libtrm allocate through the host's functions, or the C library's again.
+ *
+ * Process-wide, and safe to call at any time from any thread: every block remembers the
+ * functions that allocated it and is freed with them, so models and sessions made before a
+ * change stay valid. The host's free_fn must therefore stay callable until the models and
+ * sessions created while it was installed are freed. When an allocation fails, the call that
+ * needed it returns ::TRM_E_NOMEM, frees what it had taken and leaves no handle behind.
+ * @param allocator The functions (copied), or NULL to restore malloc/aligned_alloc/free.
+ * @return ::TRM_OK, or ::TRM_E_INVALID (size too small, or malloc_fn or free_fn NULL).
+ */
+TRM_API trm_status trm_set_allocator(const trm_allocator *allocator);
+
+/**
  * @brief Loads a model from a file (safetensors with libtrm metadata; see FORMAT.md).
  *
  * Every byte is checked: header bounds, tensor offsets and overlaps, dtypes, shapes

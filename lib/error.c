@@ -1,6 +1,7 @@
 /* Status strings, the per-thread error message, version, and the library's allocator. */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,11 +49,83 @@ bool trm_mul_ok(size_t a, size_t b, size_t *out) {
 /* 64-byte alignment keeps every row of a weight matrix on cache-line boundaries for the kernels. */
 enum { TRM_ALIGN = 64 };
 
+/* The host's functions (trm_set_allocator), or NULL ones for the C library's. Read under a
+ * lock: allocations are few (at load and session creation), so the lock costs nothing. */
+static trm_allocator current_allocator;
+static pthread_mutex_t allocator_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Written just below every block, so that the block is freed by the functions that made it
+ * even after the host installs others. */
+typedef struct block_header {
+  void *base; /* what the allocating function returned */
+  void (*free_fn)(void *user, void *ptr);
+  void *user;
+} block_header;
+
+/* The block header fits in the TRM_ALIGN bytes in front of an aligned block. */
+_Static_assert(sizeof(block_header) <= TRM_ALIGN, "block header larger than the alignment");
+
+static void libc_free(void *user, void *ptr) {
+  (void)user;
+  free(ptr);
+}
+
+TRM_API trm_status trm_set_allocator(const trm_allocator *allocator) {
+  trm_allocator chosen = {0};
+  if (allocator) {
+    if (allocator->size < sizeof(trm_allocator))
+      return trm_fail(TRM_E_INVALID, "trm_set_allocator: size is %zu, expected sizeof(trm_allocator) = %zu",
+                      allocator->size, sizeof(trm_allocator));
+    if (!allocator->malloc_fn || !allocator->free_fn)
+      return trm_fail(TRM_E_INVALID, "trm_set_allocator: malloc_fn and free_fn are required");
+    chosen = *allocator;
+    chosen.size = sizeof(trm_allocator);
+  }
+  pthread_mutex_lock(&allocator_lock);
+  current_allocator = chosen;
+  pthread_mutex_unlock(&allocator_lock);
+  return TRM_OK;
+}
+
 void *trm_alloc(size_t size) {
   if (size == 0) size = 1;
-  if (size > SIZE_MAX - TRM_ALIGN) return NULL;
+  /* room for the size rounded up to the alignment, one alignment unit in front for the
+   * header, and one more when the block has to be aligned by hand */
+  if (size > SIZE_MAX - 3 * TRM_ALIGN) return NULL;
   size_t rounded = (size + TRM_ALIGN - 1) / TRM_ALIGN * TRM_ALIGN;
-  return aligned_alloc(TRM_ALIGN, rounded);
+
+  pthread_mutex_lock(&allocator_lock);
+  trm_allocator a = current_allocator;
+  pthread_mutex_unlock(&allocator_lock);
+
+  void *base;
+  unsigned char *block;
+  if (!a.malloc_fn) {
+    base = aligned_alloc(TRM_ALIGN, rounded + TRM_ALIGN);
+    block = base ? (unsigned char *)base + TRM_ALIGN : NULL;
+    a.free_fn = libc_free;
+  } else if (a.aligned_alloc_fn) {
+    base = a.aligned_alloc_fn(a.user, TRM_ALIGN, rounded + TRM_ALIGN);
+    block = base ? (unsigned char *)base + TRM_ALIGN : NULL;
+  } else {
+    base = a.malloc_fn(a.user, rounded + 2 * TRM_ALIGN);
+    block = NULL;
+    if (base) {
+      uintptr_t first = (uintptr_t)base + TRM_ALIGN; /* at least a header's room in front */
+      block = (unsigned char *)base + (TRM_ALIGN - first % TRM_ALIGN) % TRM_ALIGN + TRM_ALIGN;
+    }
+  }
+  if (!block) return NULL;
+  /* a host function that ignores the alignment must not corrupt memory: refuse its block */
+  if ((uintptr_t)block % TRM_ALIGN != 0) {
+    a.free_fn(a.user, base);
+    return NULL;
+  }
+  block_header *h = (block_header *)(void *)(block - sizeof(block_header));
+  h->base = base;
+  h->free_fn = a.free_fn;
+  h->user = a.user;
+  return block;
 }
 
 void *trm_alloc_zero(size_t count, size_t size) {
@@ -63,4 +136,8 @@ void *trm_alloc_zero(size_t count, size_t size) {
   return p;
 }
 
-void trm_release(void *p) { free(p); }
+void trm_release(void *p) {
+  if (!p) return;
+  block_header *h = (block_header *)(void *)((unsigned char *)p - sizeof(block_header));
+  h->free_fn(h->user, h->base);
+}
