@@ -489,3 +489,16 @@ bool data_parse_range(const data_args *args, int64_t lo, int64_t hi, int64_t *a,
   *b = y;
   return true;
 }
+
+bool data_parse_seed(const data_args *args, uint64_t *out) {
+  const char *s = args->value;
+  char *end = NULL;
+  bool ok = s[0] >= '0' && s[0] <= '9';
+  unsigned long long v = ok ? strtoull(s, &end, 10) : 0;
+  if (!ok || *end != '\0' || (v == ~0ULL && strcmp(s, "18446744073709551615") != 0)) {
+    data_usage_error(args->cmd, "--seed needs an integer from 0 to 18446744073709551615, got '%s'", s);
+    return false;
+  }
+  *out = v;
+  return true;
+}

@@ -94,6 +94,8 @@ int data_args_next(data_args *args, bool (*takes_value)(const char *flag));
 bool data_parse_int(const data_args *args, int64_t lo, int64_t hi, int64_t *out);
 /* Decimal number in [lo, hi]. */
 bool data_parse_double(const data_args *args, double lo, double hi, double *out);
+/* 0 to 2^64-1. */
+bool data_parse_seed(const data_args *args, uint64_t *out);
 /* "A-B" with lo <= A <= B <= hi. */
 bool data_parse_range(const data_args *args, int64_t lo, int64_t hi, int64_t *a, int64_t *b);
 /* Prints "CMD: MESSAGE" and a hint to see --help; returns 2. */
