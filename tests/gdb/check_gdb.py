@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Test of the gdb support (tools/gdb/libtrm.py, examples/gdb/step.gdb, the auto-load script).
+
+    check_gdb.py BUILD_DIR [MODEL]
+
+Runs BUILD_DIR/examples/step on the model (default models/demo.safetensors) on its own, then
+under `gdb -batch -x examples/gdb/step.gdb` in each way of decoding the answer (gdb with numpy,
+gdb in pure Python, trm_session_answer() called in the inferior), and checks what gdb printed:
+one stop after every trm_refine() (plus the final one that returns TRM_HALTED), the step
+counters advancing by one, each slot's state, the answer drawn as a grid when seq_len is a square,
+and the answer and q_halt equal to those the program prints itself. Then checks that the
+auto-load script next to the library loads the printers with no `source` at all.
+Run from the repository root. Exit status 0 when every check passes.
+"""
+
+import math
+import os
+import re
+import subprocess
+import sys
+
+failures = []
+
+
+def check(ok, what):
+    if not ok:
+        failures.append(what)
+        print("FAIL: " + what)
+
+
+def run(cmd):
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    return done.returncode, done.stdout
+
+
+def program_steps(output):
+    """[(step, tokens, q_halt text)] from examples/c/step.c's lines
+    `step 3  9*  9 ...  confidence 0.302  q_halt -0.171`."""
+    steps = []
+    for line in output.splitlines():
+        m = re.match(r"step (\d+) (.*)  confidence \S+  q_halt (\S+)$", line)
+        if m:
+            tokens = [int(t) for t in re.findall(r"\d+", m.group(2))]
+            steps.append((int(m.group(1)), tokens, m.group(3)))
+    return steps
+
+
+def session_blocks(output):
+    """Each `$N = trm_session {...}` print of gdb's output, as its list of lines."""
+    blocks, current = [], None
+    for line in output.splitlines():
+        if re.match(r"\$\d+ = trm_session \{", line):
+            current = [line]
+        elif current is not None:
+            current.append(line)
+            if line == "}":
+                blocks.append(current)
+                current = None
+    return blocks
+
+
+def parse_block(block):
+    """(steps begun, slot-0 state, steps, q_halt text, grid rows of the answer, answer line tokens)."""
+    text = "\n".join(block)
+    begun = re.search(r"recursion: (\d+) steps begun", text)
+    slot = re.search(r"slot 0: (\w+), steps (\d+).*q_halt (\S+),", text)
+    answer = re.search(r"^    answer: ([\d ]+)$", text, re.M)
+    header = next((i for i, line in enumerate(block) if line.lstrip().startswith("input")), None)
+    grid = []
+    if header is not None:
+        for line in block[header + 1:]:
+            if not re.match(r"^    [\d ]+$", line):
+                break
+            grid.append(line)
+    return (int(begun.group(1)) if begun else None, slot.group(1) if slot else None,
+            int(slot.group(2)) if slot else None, slot.group(3) if slot else None, grid,
+            [int(t) for t in answer.group(1).split()] if answer else None)
+
+
+def check_step_script(label, gdb_output, rc, expected, seq_len):
+    check(rc == 0, "%s: gdb exits with 0 (got %d)" % (label, rc))
+    stops = re.findall(r"after trm_refine\(\): status (-?\d+), event step (\d+)", gdb_output)
+    check(len(stops) == len(expected) + 1,
+          "%s: one stop per trm_refine() call: %d, expected %d" % (label, len(stops), len(expected) + 1))
+    check([s for s, _ in stops] == ["0"] * len(expected) + ["1"],
+          "%s: trm_refine() returned TRM_OK each step, then TRM_HALTED: %s" % (label, [s for s, _ in stops]))
+    blocks = [parse_block(b) for b in session_blocks(gdb_output)]
+    check(len(blocks) == len(stops), "%s: a session printed at each stop (%d of %d)" % (label, len(blocks), len(stops)))
+    if not blocks:
+        return
+    side = math.isqrt(seq_len)
+    square = side * side == seq_len and side > 1
+    for i, (begun, state, steps, q_halt, grid, answer) in enumerate(blocks):
+        n = min(i, len(expected) - 1)  # the last stop (TRM_HALTED) shows the state after the last step
+        step, tokens, program_q = expected[n]
+        check(begun == step, "%s: stop %d: %s steps begun, expected %d" % (label, i + 1, begun, step))
+        check(steps == step, "%s: stop %d: slot 0 has %s steps, expected %d" % (label, i + 1, steps, step))
+        want_state = "halted" if n == len(expected) - 1 else "running"
+        check(state == want_state, "%s: stop %d: slot 0 %s, expected %s" % (label, i + 1, state, want_state))
+        check(answer == tokens, "%s: stop %d: gdb's answer %s, the program's %s" % (label, i + 1, answer, tokens))
+        check(q_halt == program_q, "%s: stop %d: gdb's q_halt %s, the program's %s" % (label, i + 1, q_halt, program_q))
+        if square:
+            # input grid on the left, answer grid on the right: side rows of 2*side numbers
+            rows = [[int(t) for t in row.split()] for row in grid]
+            check(len(rows) == side and all(len(r) == 2 * side for r in rows),
+                  "%s: stop %d: a %dx%d grid of input and answer, got %s" % (label, i + 1, side, side, grid))
+            check([t for r in rows for t in r[side:]] == tokens,
+                  "%s: stop %d: the grid's answer is the program's" % (label, i + 1))
+
+
+def main():
+    if len(sys.argv) not in (2, 3):
+        print(__doc__)
+        return 2
+    build = sys.argv[1]
+    model = sys.argv[2] if len(sys.argv) == 3 else "models/demo.safetensors"
+    step = os.path.join(build, "examples", "step")
+    gdb = os.environ.get("GDB", "gdb")
+    library_dir = os.path.abspath(build)
+
+    rc, program_output = run([step, model])
+    expected = program_steps(program_output)
+    check(rc == 0 and len(expected) >= 2, "the example runs on its own and prints its steps (rc %d)" % rc)
+    if failures:
+        return 1
+    check([s for s, _, _ in expected] == list(range(1, len(expected) + 1)), "the example's steps count 1, 2, ...")
+    seq_len = len(expected[0][1])
+
+    # -nx: no ~/.gdbinit; the auto-load script next to the library is allowed, and must not get in
+    # the way of the printers the script sources by hand
+    base = [gdb, "-nx", "-batch", "-iex", "add-auto-load-safe-path " + library_dir]
+    variants = [
+        ("step.gdb", []),
+        ("step.gdb, pure Python", ["-x", "tools/gdb/libtrm.py", "-ex", "python import libtrm; libtrm.numpy = None"]),
+        ("step.gdb, decode in the inferior", ["-x", "tools/gdb/libtrm.py", "-ex", "set trm decode inferior"]),
+    ]
+    for label, extra in variants:
+        rc, output = run(base + extra + ["-x", "examples/gdb/step.gdb", "--args", step, model])
+        check_step_script(label, output, rc, expected, seq_len)
+        if failures:
+            print("---- gdb printed:\n" + output)
+            return 1
+        print("check-gdb: %s: %d stops, every answer and q_halt equal to the program's" % (label, len(expected) + 1))
+
+    # auto-load alone: nothing sourced; the printers arrive with the library
+    rc, output = run(base + ["-ex", "set breakpoint pending on", "-ex", "break trm_session_answer", "-ex", "run",
+                             "-ex", "info auto-load python-scripts", "-ex", "up", "-ex", "print *session",
+                             "-ex", "print *model", "--args", step, model])
+    check(re.search(r"Yes\s+\S*libtrm\.so[\w.]*-gdb\.py", output) is not None,
+          "auto-load: gdb loaded the libtrm.so-gdb.py script next to the library")
+    blocks = [parse_block(b) for b in session_blocks(output)]
+    check(len(blocks) == 1 and blocks[0][5] == expected[0][1],
+          "auto-load: print *session shows the program's first answer")
+    check(re.search(r"= trm_model \{hidden_size \d+, .*seq_len %d," % seq_len, output) is not None,
+          "auto-load: print *model shows the configuration")
+    if failures:
+        print("---- gdb printed:\n" + output)
+        return 1
+    print("check-gdb: auto-load: printers loaded with the library; answer equal to the program's")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
