@@ -72,6 +72,17 @@ def test_trm_library_is_used():
     assert r.stdout.strip() == wanted
 
 
+def test_build_tree_found_without_trm_library():
+    in_tree = REPO / "build" / "make" / "libtrm.so"
+    if not in_tree.exists():
+        pytest.skip(f"{in_tree} not built")
+    env = {k: v for k, v in os.environ.items() if k != "TRM_LIBRARY"}
+    code = f"import sys; sys.path.insert(0, {str(REPO / 'python')!r}); import trm; print(trm.library_path)"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(in_tree)
+
+
 # ---- errors ----
 
 STATUS_CLASSES = [
@@ -258,3 +269,60 @@ def test_garbage_collected_without_close(demo_path):
     m.cycle = holder
     del m, s, holder
     gc.collect()
+
+
+# ---- the declarations against include/trm.h ----
+
+
+def header_functions():
+    """{name: number of parameters} of every TRM_API function in include/trm.h."""
+    import re
+
+    text = (REPO / "include" / "trm.h").read_text()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)  # comments
+    found = {}
+    for ret, name, params in re.findall(r"TRM_API\s+([\w\s\*]+?)\s*\**\s*(trm_\w+)\s*\(([^)]*)\)\s*;", text):
+        params = " ".join(params.split())
+        found[name] = 0 if params in ("void", "") else params.count(",") + 1
+    return found
+
+
+def test_every_header_function_is_declared():
+    from trm import _capi
+
+    declared = header_functions()
+    assert len(declared) >= 20, declared  # the parser found the API
+    assert set(_capi.PROTOTYPES) == set(declared)
+    for name, n_params in declared.items():
+        restype, argtypes = _capi.PROTOTYPES[name]
+        assert len(argtypes) == n_params, name
+        fn = getattr(trm._lib, name, None)
+        if fn is None:
+            assert name in _capi.OPTIONAL, f"{name} missing from the library"
+            continue
+        assert fn.argtypes == argtypes and fn.restype is restype
+
+
+def test_event_struct_layout():
+    import ctypes
+
+    from trm import _capi
+
+    # struct trm_event on LP64: size_t, enum (padded), int64, int32, int32, int64, size_t, size_t
+    assert ctypes.sizeof(_capi.trm_event) == 8 + 8 + 8 + 4 + 4 + 8 + 8 + 8
+    assert _capi.trm_event.step.offset == 16 and _capi.trm_event.calls.offset == 32
+
+
+def test_set_allocator_declaration():
+    import ctypes
+
+    from trm import _capi
+
+    if not hasattr(trm._lib, "trm_set_allocator"):
+        pytest.skip("libtrm older than 0.2")
+    assert trm._lib.trm_set_allocator(None) == 0  # back to the C library's functions
+    small = _capi.trm_allocator(size=1)
+    assert trm._lib.trm_set_allocator(ctypes.byref(small)) == -1
+    # the library's sizeof(trm_allocator) is the binding's
+    message = trm._lib.trm_last_error().decode()
+    assert f"sizeof(trm_allocator) = {ctypes.sizeof(_capi.trm_allocator)}" in message, message

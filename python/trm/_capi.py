@@ -45,8 +45,9 @@ TRM_SLOT_EMPTY = 0
 TRM_SLOT_RUNNING = 1
 TRM_SLOT_HALTED = 2
 
-# The library versions whose ABI this binding declares: before 1.0 every minor version may
-# change it (the SONAME only carries the major), so the major and minor must both match.
+# The oldest library version whose ABI this binding declares. Later minor versions only add
+# symbols (lib/libtrm.map versions them: LIBTRM_0.2 extends LIBTRM_0.1); a different major is
+# a different ABI.
 ABI_VERSION = (0, 1)
 
 
@@ -65,6 +66,18 @@ class trm_event(ctypes.Structure):
     ]
 
 
+class trm_allocator(ctypes.Structure):
+    """struct trm_allocator of trm.h (trm_set_allocator(), since 0.2)."""
+
+    _fields_ = [
+        ("size", ctypes.c_size_t),
+        ("malloc_fn", ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)),
+        ("aligned_alloc_fn", ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t)),
+        ("free_fn", ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)),
+        ("user", ctypes.c_void_p),
+    ]
+
+
 _model_p = ctypes.c_void_p  # opaque trm_model *
 _session_p = ctypes.c_void_p  # opaque trm_session *
 _status = ctypes.c_int  # trm_status: a C enum
@@ -76,6 +89,7 @@ PROTOTYPES = {
     "trm_status_string": (ctypes.c_char_p, [_status]),
     "trm_version_string": (ctypes.c_char_p, []),
     "trm_last_error": (ctypes.c_char_p, []),
+    "trm_set_allocator": (_status, [ctypes.POINTER(trm_allocator)]),
     "trm_model_load": (_status, [ctypes.c_char_p, ctypes.POINTER(_model_p)]),
     "trm_model_load_memory": (_status, [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(_model_p)]),
     "trm_model_free": (None, [_model_p]),
@@ -121,9 +135,18 @@ def _candidates():
     return found
 
 
+# added after 0.1: a 0.1 library lacks them, and the binding runs without them
+OPTIONAL = {"trm_set_allocator"}
+
+
 def _declare(lib):
     for name, (restype, argtypes) in PROTOTYPES.items():
-        fn = getattr(lib, name)  # AttributeError: not a libtrm, or one without this symbol
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:  # not a libtrm, or one without this symbol
+            if name in OPTIONAL:
+                continue
+            raise
         fn.restype = restype
         fn.argtypes = argtypes
 
@@ -145,10 +168,10 @@ def load():
             major_minor = tuple(int(part) for part in version.split(".")[:2])
         except ValueError:
             major_minor = None
-        if major_minor != ABI_VERSION:
+        if major_minor is None or major_minor[0] != ABI_VERSION[0] or major_minor < ABI_VERSION:
             tried.append(
                 f"{where}: {path}: libtrm {version}, this binding needs "
-                f"{ABI_VERSION[0]}.{ABI_VERSION[1]}.x"
+                f"{ABI_VERSION[0]}.x with x >= {ABI_VERSION[1]}"
             )
             continue
         return lib, path
