@@ -256,6 +256,10 @@ static trm_status swiglu_width(loader *ld, const char *which, int64_t n_in, int6
                       (long long)*inter);
   }
   if (c->expansion > 0) {
+    /* a width beyond any tensor's would not even convert to an integer (found by tests/fuzz/fuzz_load) */
+    if (c->expansion * (double)n_in * 2 / 3 > MAX_INTER)
+      return trm_fail(TRM_E_FORMAT, "expansion %g gives a %s inner width above the limit of %d", c->expansion, which,
+                      MAX_INTER);
     int64_t expect = reference_inter(c->expansion, n_in);
     if (expect != *inter)
       return trm_fail(TRM_E_FORMAT, "%s inner width %lld in the weights, but expansion %g gives %lld", which,
