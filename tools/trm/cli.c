@@ -149,19 +149,18 @@ int64_t cli_model_int(const trm_model *m, const char *key) {
 
 /* ---- puzzle kinds ---- */
 
-cli_task cli_task_for(int64_t seq_len, int64_t vocab) {
-  for (int t = TASK_SUDOKU; t < TASK_RAW; t++) {
-    int64_t s, v;
-    cli_task_shape((cli_task)t, &s, &v);
-    if (s == seq_len && v == vocab) return (cli_task)t;
-  }
-  return TASK_RAW;
+/* The side of a square of seq_len cells, or 0 when seq_len is not a square of at most MAX_SIDE. */
+static int square_side(int64_t seq_len) {
+  for (int side = 1; side <= MAX_SIDE; side++)
+    if ((int64_t)side * side == seq_len) return side;
+  return 0;
 }
 
-void cli_task_shape(cli_task task, int64_t *seq_len, int64_t *vocab) {
-  static const int64_t shapes[][2] = {{81, 11}, {GRID_SIDE * GRID_SIDE, 6}, {GRID_SIDE * GRID_SIDE, 12}, {0, 0}};
-  *seq_len = shapes[task][0];
-  *vocab = shapes[task][1];
+cli_task cli_task_for(int64_t seq_len, int64_t vocab) {
+  if (seq_len == 81 && vocab == 11) return TASK_SUDOKU;
+  if (vocab == 6 && square_side(seq_len) >= 2) return TASK_MAZE;
+  if (seq_len == GRID_SIDE * GRID_SIDE && vocab == 12) return TASK_ARC;
+  return TASK_RAW;
 }
 
 static const char maze_chars[] = "# SGo"; /* tokens 1..5 */
@@ -192,13 +191,14 @@ static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c ==
 
 /* Splits text into lines (without '\r'), dropping empty lines at the start and the end. */
 typedef struct {
-  const char *start[GRID_SIDE + 1];
-  size_t len[GRID_SIDE + 1];
-  int line_no[GRID_SIDE + 1]; /* 1-based line in the text, for messages */
+  const char *start[MAX_SIDE];
+  size_t len[MAX_SIDE];
+  int line_no[MAX_SIDE]; /* 1-based line in the text, for messages */
   int count;
 } text_rows;
 
-static bool split_rows(const char *text, size_t len, text_rows *rows, char *err, size_t err_len) {
+/* At most SIDE rows. */
+static bool split_rows(const char *text, size_t len, int side, text_rows *rows, char *err, size_t err_len) {
   rows->count = 0;
   int line = 0, pending_empty = 0;
   size_t i = 0;
@@ -216,8 +216,8 @@ static bool split_rows(const char *text, size_t len, text_rows *rows, char *err,
         snprintf(err, err_len, "line %d: empty line inside the grid", line - pending_empty);
         return false;
       }
-      if (rows->count == GRID_SIDE) {
-        snprintf(err, err_len, "more than %d rows (a grid is at most %dx%d)", GRID_SIDE, GRID_SIDE, GRID_SIDE);
+      if (rows->count == side) {
+        snprintf(err, err_len, "more than %d rows (the model's grid is %dx%d)", side, side, side);
         return false;
       }
       rows->start[rows->count] = text + i;
@@ -235,11 +235,13 @@ static bool split_rows(const char *text, size_t len, text_rows *rows, char *err,
 }
 
 static bool need_shape(cli_task task, int64_t seq_len, int64_t vocab, char *err, size_t err_len) {
-  int64_t s, v;
-  cli_task_shape(task, &s, &v);
-  if (seq_len != s || vocab < v) {
-    snprintf(err, err_len, "a %s puzzle needs a model with seq_len %lld and vocab_size >= %lld; this one has %lld and %lld",
-             cli_task_names[task], (long long)s, (long long)v, (long long)seq_len, (long long)vocab);
+  const char *need = NULL;
+  if (task == TASK_SUDOKU && (seq_len != 81 || vocab < 11)) need = "seq_len 81 and vocab_size >= 11";
+  if (task == TASK_MAZE && (square_side(seq_len) < 2 || vocab < 6)) need = "a square seq_len (such as 900) and vocab_size >= 6";
+  if (task == TASK_ARC && (seq_len != GRID_SIDE * GRID_SIDE || vocab < 12)) need = "seq_len 900 and vocab_size >= 12";
+  if (need) {
+    snprintf(err, err_len, "a %s puzzle needs a model with %s; this one has seq_len %lld and vocab_size %lld",
+             cli_task_names[task], need, (long long)seq_len, (long long)vocab);
     return false;
   }
   return true;
@@ -277,10 +279,11 @@ static bool parse_sudoku(const char *text, size_t len, cli_puzzle *out, char *er
   return true;
 }
 
-/* Maze and ARC: rows of equal length put at the top-left of the 30x30 canvas. */
+/* Maze and ARC: rows of equal length put at the top-left of the canvas (out->side). */
 static bool parse_canvas(cli_task task, const char *text, size_t len, cli_puzzle *out, char *err, size_t err_len) {
   text_rows rows;
-  if (!split_rows(text, len, &rows, err, err_len)) return false;
+  int side = out->side;
+  if (!split_rows(text, len, side, &rows, err, err_len)) return false;
   int width = -1;
   for (int r = 0; r < rows.count; r++) {
     int cells = 0;
@@ -304,12 +307,12 @@ static bool parse_canvas(cli_task task, const char *text, size_t len, cli_puzzle
         }
         token = c - '0' + 2;
       }
-      if (cells == GRID_SIDE) {
-        snprintf(err, err_len, "line %d: more than %d cells (a grid is at most %dx%d)", rows.line_no[r], GRID_SIDE,
-                 GRID_SIDE, GRID_SIDE);
+      if (cells == side) {
+        snprintf(err, err_len, "line %d: more than %d cells (the model's grid is %dx%d)", rows.line_no[r], side, side,
+                 side);
         return false;
       }
-      out->tokens[r * GRID_SIDE + cells] = token;
+      out->tokens[r * side + cells] = token;
       cells++;
     }
     if (cells == 0) {
@@ -386,6 +389,7 @@ bool cli_puzzle_parse(cli_task task, const char *text, size_t len, int64_t seq_l
     return false;
   }
   out->n = (size_t)seq_len;
+  if (task == TASK_MAZE || task == TASK_ARC) out->side = square_side(seq_len);
   out->tokens = calloc(out->n, sizeof *out->tokens);
   if (!out->tokens) {
     snprintf(err, err_len, "out of memory");
@@ -430,7 +434,7 @@ size_t cli_grid_text_size(cli_task task, size_t n) {
 void cli_grid_text(cli_task task, const cli_puzzle *shape, const int32_t *tokens, char *out) {
   char *p = out;
   int rows = shape->rows, cols = shape->cols, stride = cols;
-  if (task == TASK_MAZE) stride = GRID_SIDE;
+  if (task == TASK_MAZE) stride = shape->side;
   if (task == TASK_ARC) {
     cli_arc_crop(tokens, &rows, &cols);
     stride = GRID_SIDE;

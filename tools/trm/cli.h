@@ -65,18 +65,20 @@ int64_t cli_model_int(const trm_model *m, const char *key);
 typedef enum { TASK_SUDOKU = 0, TASK_MAZE = 1, TASK_ARC = 2, TASK_RAW = 3 } cli_task;
 extern const char *const cli_task_names[]; /* "sudoku", "maze", "arc", "raw", NULL */
 
-enum { GRID_SIDE = 30 }; /* maze and ARC canvases are 30 x 30 */
+/* ARC canvases are 30 x 30; maze canvases are square, 30 x 30 in the reference data set (trm
+ * data maze --size makes others), at most MAX_SIDE. */
+enum { GRID_SIDE = 30, MAX_SIDE = 256 };
 
-/* The kind a model of this shape was made for: 81/11 sudoku, 900/6 maze, 900/12 arc, else raw. */
+/* The kind a model of this shape was made for: 81/11 sudoku, N*N/6 maze (900/6 in the
+ * reference), 900/12 arc, else raw. */
 cli_task cli_task_for(int64_t seq_len, int64_t vocab);
-/* seq_len and vocab_size of a task's reference data set (raw: 0, 0). */
-void cli_task_shape(cli_task task, int64_t *seq_len, int64_t *vocab);
 
 /* A puzzle parsed from text: seq_len tokens and where they sit on screen. */
 typedef struct cli_puzzle {
   int32_t *tokens;  /* seq_len ids */
   size_t n;         /* seq_len */
   int rows, cols;   /* the region shown on screen (sudoku 9x9; maze/ARC: the input's size) */
+  int side;         /* maze/ARC: the canvas side, tokens per canvas row; else 0 */
 } cli_puzzle;
 
 /* Parses TEXT (LEN bytes) as a puzzle of TASK for a model of seq_len / vocab; NAME is used in

@@ -23,13 +23,15 @@ static const char usage[] =
     "\n"
     "Input formats:\n"
     "  sudoku   81 cells, digits 1-9 and '.' or '0' for blanks; whitespace, '|', '+', '-' ignored\n"
-    "  maze     rows of '#' (wall), ' ' (open), 'S', 'G', 'o' (path); at most 30x30\n"
+    "  maze     rows of '#' (wall), ' ' (open), 'S', 'G', 'o' (path), at most the model's\n"
+    "           square canvas (30x30 for seq_len 900)\n"
     "  arc      rows of colours 0-9 (spaces and commas between them ignored); at most 30x30\n"
     "  raw      seq_len token ids separated by whitespace or commas\n"
     "\n"
     "options:\n"
     "  --task sudoku|maze|arc|raw  the input format (default: from the model's seq_len and\n"
-    "                              vocab_size: 81/11 sudoku, 900/6 maze, 900/12 arc, else raw)\n"
+    "                              vocab_size: 81/11 sudoku, 900/6 (or any square)/6 maze,\n"
+    "                              900/12 arc, else raw)\n"
     "  --unit step|cycle|call      show the answer after every supervision step (default),\n"
     "                              H-cycle, or network call\n"
     "  --max-steps N               supervision steps at most (default: the model's halt_max_steps)\n"
@@ -299,7 +301,7 @@ int cmd_solve(int argc, char **argv) {
 
   const char *no_colour = getenv("NO_COLOR");
   view v = {task, &puzzle, !o.json && isatty(STDOUT_FILENO) && (!no_colour || !*no_colour), 0, 0, 0, 0};
-  v.stride = task == TASK_MAZE || task == TASK_ARC ? GRID_SIDE : puzzle.cols;
+  v.stride = task == TASK_MAZE || task == TASK_ARC ? puzzle.side : puzzle.cols;
   for (int64_t top = vocab - 1; top > 0; top /= 10) v.raw_width++;
   if (v.raw_width == 0) v.raw_width = 1;
 
