@@ -299,11 +299,12 @@ def test_solve_units_and_halting():
     check(r.out.count("latent z updated") == H * L, "text --unit call: a line per latent update")
 
 
-def run_on_tty(args, env):
-    """Runs trm with standard output on a pseudo-terminal; returns what it wrote."""
+def run_on_tty(args, env, stream="stdout"):
+    """Runs trm with standard output (or error) on a pseudo-terminal; returns what it wrote there."""
     master, slave = pty.openpty()
-    p = subprocess.Popen([TRM] + args, stdout=slave, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                         env=env, preexec_fn=limit_resources)
+    on_tty = {"stdout": slave, "stderr": subprocess.DEVNULL} if stream == "stdout" else \
+             {"stdout": subprocess.DEVNULL, "stderr": slave}
+    p = subprocess.Popen([TRM] + args, stdin=subprocess.DEVNULL, env=env, preexec_fn=limit_resources, **on_tty)
     os.close(slave)
     out = b""
     while True:
@@ -522,6 +523,9 @@ def test_eval(models):
         check(rep["examples"] == 4 and len(rep["exact_accuracy_by_step"]) == 3, "--limit 4 --max-steps 3")
     r = trm("eval", model, data)
     check(r.rc == 0 and "exact accuracy" in r.out and "puzzles/s" in r.out and r.err == "", "text report, no progress bar on a pipe")
+    bar = run_on_tty(["eval", model, data, "--batch", "2"], os.environ, stream="stderr")
+    check(re.search(rf"\r\[[#.]+\] \d+/{n} puzzles", bar) is not None and bar.endswith("\r\033[K"),
+          f"progress bar on a terminal, erased at the end: {bar!r}")
 
     # every kind of bad input: exit 1, one line naming the file and the problem
     def variant(name, **changes):

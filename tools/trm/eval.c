@@ -289,6 +289,7 @@ static bool parse_meta(const char *text, size_t len, dataset_meta *meta, json_sc
 typedef struct {
   npy_array inputs, labels, identifiers, indices;
   dataset_meta meta;
+  int64_t rows;              /* examples in the split */
   int64_t examples;          /* rows evaluated (after --limit) */
   int32_t *example_id;       /* puzzle identifier of each evaluated row */
   int32_t *tokens;           /* the evaluated rows as int32, for trm_session_set_input */
@@ -399,6 +400,8 @@ static int load_dataset(const eval_options *o, const trm_model *m, dataset *d) {
   for (int64_t p = 0, e = 0; p < puzzles && e < d->examples; p++)
     for (; e < idx[p + 1] && e < d->examples; e++) d->example_id[e] = uses_ids ? (int32_t)d->identifiers.data[p] : 0;
   for (int64_t i = 0; i < d->examples * seq_len; i++) d->tokens[i] = (int32_t)d->inputs.data[i];
+  d->rows = rows;
+  npy_free(&d->inputs); /* only the int32 copy is needed from here on */
   return CLI_EXIT_OK;
 }
 
@@ -562,7 +565,7 @@ static void report(const eval_options *o, const trm_model *m, const dataset *d, 
     printf(",\"split\":");
     cli_json_string(stdout, o->split);
     printf(",\"examples\":%lld,\"examples_in_split\":%lld,\"examples_scored\":%lld,\"tokens_scored\":%lld",
-           (long long)t->examples, (long long)d->inputs.shape[0], (long long)t->scored_examples, (long long)t->tokens_scored);
+           (long long)t->examples, (long long)d->rows, (long long)t->scored_examples, (long long)t->tokens_scored);
     printf(",\"batch\":%lld,\"threads\":%lld,\"max_steps\":%lld,\"halt\":\"%s\"", (long long)o->batch, (long long)threads,
            (long long)max_steps, halt_names[o->halt]);
     printf(",\"token_accuracy\":");
@@ -593,7 +596,7 @@ static void report(const eval_options *o, const trm_model *m, const dataset *d, 
   }
   printf("model              %s\n", o->model_path);
   printf("data               %s/%s: %lld of %lld examples, seq_len %lld, vocab %lld\n", o->data_dir, o->split,
-         (long long)t->examples, (long long)d->inputs.shape[0], (long long)d->meta.seq_len, (long long)d->meta.vocab_size);
+         (long long)t->examples, (long long)d->rows, (long long)d->meta.seq_len, (long long)d->meta.vocab_size);
   printf("run                batch %lld, threads %lld, up to %lld steps, halt %s\n", (long long)o->batch,
          (long long)threads, (long long)max_steps, halt_names[o->halt]);
   text_ratio("token accuracy", t->tokens_correct, t->tokens_scored, "scored tokens");

@@ -352,8 +352,8 @@ int cmd_solve(int argc, char **argv) {
       printf("  latent z updated  q_halt %+.4f\n", q_halt);
       continue;
     }
-    printf("  q_halt %+.4f (p %.3f)  q_continue %+.4f  changed %zu  mean confidence %.3f%s\n", q_halt,
-           1.0 / (1.0 + exp(-(double)q_halt)), q_continue, changed, mean_conf, halted ? "  halted" : "");
+    printf("  q_halt %+.4f (p %.3f)  q_continue %+.4f  changed %zu/%zu  mean confidence %.3f%s\n", q_halt,
+           1.0 / (1.0 + exp(-(double)q_halt)), q_continue, changed, puzzle.n, mean_conf, halted ? "  halted" : "");
     fit_region(&v, answer);
     print_grids(&v, answer, previous, confidence);
     memcpy(previous, answer, puzzle.n * sizeof *answer);
