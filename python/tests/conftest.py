@@ -27,6 +27,28 @@ def build_dir():
     return Path(os.environ.get("TRM_BUILD", REPO / "build" / "make"))
 
 
+def conformance_case(case):
+    """(model file, directory of the reference .npy files) of a conformance case as the build
+    made them: the Makefile's conformance/CASE/{model.safetensors,*.npy} or meson's
+    CASE.safetensors and CASE_ref/."""
+    b = build_dir()
+    make_dir = b / "conformance" / case
+    if (make_dir / "model.safetensors").exists():
+        assert (make_dir / "ref.stamp").exists(), f"{make_dir}: reference outputs not unpacked"
+        return make_dir / "model.safetensors", make_dir
+    if (b / f"{case}.safetensors").exists():
+        return b / f"{case}.safetensors", b / f"{case}_ref"
+    raise AssertionError(f"conformance case {case} is not built in {b}: run `make B={b} check-python`")
+
+
+def c_example():
+    """The C example program of the build (Makefile: examples/step; meson: step), or None."""
+    for candidate in (build_dir() / "examples" / "step", build_dir() / "step"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 # ---- a minimal safetensors reader and writer, independent of libtrm ----
 
 

@@ -1,8 +1,8 @@
 """Conformance against the reference TRM code, through the Python binding.
 
-The same comparison as tests/conformance.c (see tests/conformance/README.md): for each case in
-$TRM_BUILD/conformance/<case>/ (the checkpoint converted by trm-convert, and the reference's
-outputs unpacked to .npy), step 0 runs free from H_init / L_init; each later step k starts from
+The same comparison as tests/conformance.c (see tests/conformance/README.md): for each case of
+tests/conformance, as the build under $TRM_BUILD made it (the checkpoint converted by
+trm-convert, and the reference's outputs unpacked to .npy), step 0 runs free from H_init / L_init; each later step k starts from
 the reference state after step k-1 (set_latent) and runs one supervision step. Every slot and
 step is compared: max abs error on y (z_H), z (z_L), q_halt and q_continue, and on the logits
 relative to the largest reference logit of that slot and step. Fails above 1e-3, as the C test.
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import trm
-from conftest import REPO, build_dir
+from conftest import REPO, conformance_case
 
 TOLERANCE = 1e-3
 CASES = sorted(p.stem for p in (REPO / "tests" / "conformance").glob("*.npz"))
@@ -29,11 +29,7 @@ def test_conformance(case, isa, monkeypatch):
         monkeypatch.setenv("TRM_ISA", isa)
     else:
         monkeypatch.delenv("TRM_ISA", raising=False)
-    case_dir = build_dir() / "conformance" / case
-    model_path = case_dir / "model.safetensors"
-    assert model_path.exists() and (case_dir / "ref.stamp").exists(), (
-        f"{case_dir} is not built: run `make B={build_dir()} check-python` (it builds the conformance data)"
-    )
+    model_path, case_dir = conformance_case(case)
     ref = {name: np.load(case_dir / f"{name}.npy") for name in
            ("inputs", "puzzle_identifiers", "logits", "q_halt", "q_continue", "z_H", "z_L")}  # fmt: skip
     with trm.Model(model_path) as m:
@@ -82,11 +78,11 @@ def test_conformance(case, isa, monkeypatch):
 def test_conformance_detects_a_wrong_state():
     """The comparison can fail: a perturbed reference state is caught."""
     case = CASES[0]
-    case_dir = build_dir() / "conformance" / case
+    model_path, case_dir = conformance_case(case)
     z_H = np.load(case_dir / "z_H.npy")
     inputs = np.load(case_dir / "inputs.npy")
     ids = np.load(case_dir / "puzzle_identifiers.npy")
-    with trm.Model(case_dir / "model.safetensors") as m, m.session(batch=1) as s:
+    with trm.Model(model_path) as m, m.session(batch=1) as s:
         s.set_input(0, inputs[0], puzzle_id=int(ids[0]))
         s.step()
         assert np.max(np.abs(s.latent(0, "y") - z_H[0, 0])) <= TOLERANCE

@@ -5,11 +5,11 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import trm
 from conftest import DEMO, REPO, build_dir
+from conftest import c_example as c_example_path
 
 EXAMPLE = REPO / "examples" / "python" / "step.py"
 
@@ -62,9 +62,9 @@ def test_example_answers_and_chart():
 
 
 def test_example_agrees_with_c_example():
-    c_example = build_dir() / "examples" / "step"
-    if not c_example.exists():
-        pytest.skip(f"{c_example} not built")
+    c_example = c_example_path()
+    if c_example is None:
+        pytest.skip(f"the C example is not built in {build_dir()}")
     c_out = subprocess.run([str(c_example), str(DEMO)], capture_output=True, text=True, check=True).stdout
     c_steps = {}
     for line in c_out.splitlines():

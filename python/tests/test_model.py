@@ -106,6 +106,11 @@ def test_error_classes(status, cls, builtin):
     assert str(e).startswith("TRM_E_") and str(e).endswith("what went wrong")
 
 
+def test_base_error_without_status():
+    e = trm.Error("plain")
+    assert e.status is None and str(e) == "libtrm error: plain"
+
+
 def test_error_classes_distinct():
     classes = [c for _, c, _ in STATUS_CLASSES]
     assert len(set(classes)) == len(classes)

@@ -88,7 +88,7 @@ def test_options_round_trip(demo):
 
 def test_set_input_resets_state(demo, demo_file):
     _, tensors = demo_file
-    S, D = demo.config["state_len"], demo.config["hidden_size"]
+    S = demo.config["state_len"]
     with demo.session(batch=2) as s:
         assert s.slot_state(0) == ("empty", 0)
         s.set_input(0, puzzle(demo.config), puzzle_id=2)
@@ -678,3 +678,26 @@ def test_session_context_manager_closes_on_error(demo):
         with demo.session() as s:
             raise KeyError("x")
     assert s.closed and demo._sessions == 0
+
+
+def test_sessions_opened_and_closed_from_threads(demo_path):
+    m = trm.Model(demo_path)
+    errors = []
+
+    def churn():
+        try:
+            for _ in range(30):
+                with m.session(batch=1) as s:
+                    s.set_input(0, [2] * 16)
+        except Exception as e:  # reported below, on the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=churn) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert m._sessions == 0
+    m.close()
+    assert m._ptr is None

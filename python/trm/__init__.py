@@ -18,6 +18,7 @@ else the system's libtrm.so.0. Every failure of the library raises a subclass of
 import ctypes
 import operator
 import os
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,7 +70,7 @@ class Error(Exception):
         if status is not None:
             self.status = status
         self.message = message
-        name = _lib.trm_status_string(self.status).decode()
+        name = _lib.trm_status_string(self.status).decode() if isinstance(self.status, int) else "libtrm error"
         super().__init__(f"{name}: {message}" if message else name)
 
     def __str__(self):
@@ -220,6 +221,7 @@ class Model:
     sessions frees it only once the last of them is closed.
 
     Attributes:
+        path: the file it was loaded from (None for :meth:`from_bytes`).
         config: dict of every fact trm_model_info / trm_model_info_double report, under the
             reference configuration names (hidden_size, num_heads, H_cycles, L_cycles,
             L_layers, seq_len, vocab_size, ..., rms_norm_eps, rope_theta, expansion), plus
@@ -233,9 +235,7 @@ class Model:
 
         Raises IOError (cannot open/read), FormatError (malformed), Unsupported,
         NoMemory, or InvalidArgument (e.g. a path holding a NUL byte)."""
-        self._ptr = None
-        self._sessions = 0
-        self._closing = False
+        self._init_state()
         try:
             encoded = os.fsencode(path)
         except TypeError:
@@ -257,14 +257,28 @@ class Model:
             raise InvalidArgument(f"model data must be a bytes-like object, got {type(data).__name__}") from None
         buf = np.frombuffer(view, dtype=np.uint8) if view.nbytes else np.zeros(0, np.uint8)
         self = cls.__new__(cls)
-        self._ptr = None
-        self._sessions = 0
-        self._closing = False
+        self._init_state()
         ptr = ctypes.c_void_p()
         _check(_lib.trm_model_load_memory(buf.ctypes.data_as(ctypes.c_void_p), buf.nbytes, ctypes.byref(ptr)))
         self._adopt(ptr)
         self.path = None
         return self
+
+    def _init_state(self):
+        self._ptr = None
+        self._sessions = 0  # open sessions: the C model is freed only when none is left
+        self._closing = False
+        self._lock = threading.Lock()  # sessions may be made and closed from several threads
+
+    def _opened_session(self):
+        with self._lock:
+            self._handle()
+            self._sessions += 1
+
+    def _closed_session(self):
+        with self._lock:
+            self._sessions -= 1
+        self._release()
 
     def _adopt(self, ptr):
         self._ptr = ptr
@@ -326,9 +340,11 @@ class Model:
         self._release()
 
     def _release(self):
-        if self._closing and self._sessions == 0 and self._ptr is not None:
+        with self._lock:
+            if not (self._closing and self._sessions == 0 and self._ptr is not None):
+                return
             ptr, self._ptr = self._ptr, None
-            _lib.trm_model_free(ptr)
+        _lib.trm_model_free(ptr)
 
     def __enter__(self):
         self._handle()
@@ -340,7 +356,10 @@ class Model:
     def __del__(self):
         # also runs for a partly built object whose load failed
         if getattr(self, "_ptr", None) is not None:
-            self.close()
+            try:
+                self.close()
+            except Exception:  # at interpreter exit the module may already be torn down
+                pass
 
     def __repr__(self):
         if self._ptr is None:
@@ -431,7 +450,7 @@ class Session:
         self._ptr = None
         if not isinstance(model, Model):
             raise InvalidArgument(f"model must be a trm.Model, got {type(model).__name__}")
-        model_ptr = model._handle()
+        model._handle()  # a closed model: ClosedError before anything else
         batch = _index(batch, "batch")
         # validate every option before creating anything, so no half-made session exists
         unit_value = _choice(unit, _UNITS, "unit")
@@ -441,11 +460,15 @@ class Session:
             max_steps = _index(max_steps, "max_steps")
         if batch > np.iinfo(np.uint64).max:
             raise NoMemory(f"a batch of {batch} slots does not fit in memory")
+        model._opened_session()  # counted first, so a concurrent Model.close() cannot free it
         ptr = ctypes.c_void_p()
-        _check(_lib.trm_session_create(model_ptr, batch, ctypes.byref(ptr)))
+        try:
+            _check(_lib.trm_session_create(model._ptr, batch, ctypes.byref(ptr)))
+        except BaseException:
+            model._closed_session()
+            raise
         self._ptr = ptr
         self.model = model
-        model._sessions += 1
         self.batch = batch
         config = model.config
         self._seq_len = config["seq_len"]
@@ -480,8 +503,7 @@ class Session:
             return
         ptr, self._ptr = self._ptr, None
         _lib.trm_session_free(ptr)
-        self.model._sessions -= 1
-        self.model._release()
+        self.model._closed_session()
 
     def __enter__(self):
         self._handle()
@@ -492,7 +514,10 @@ class Session:
 
     def __del__(self):
         if getattr(self, "_ptr", None) is not None:
-            self.close()
+            try:
+                self.close()
+            except Exception:  # at interpreter exit the module may already be torn down
+                pass
 
     def __repr__(self):
         if self._ptr is None:
