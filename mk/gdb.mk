@@ -29,7 +29,7 @@ $(B)/$(GDB_AUTOLOAD): tools/gdb/libtrm.so-gdb.py.in
 	@mkdir -p $(B)
 	sed -e 's|@GDB_PYDIR@|$(abspath tools/gdb)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
-check-gdb: $(B)/examples/step $(B)/$(GDB_AUTOLOAD)
+check-gdb: $(B)/examples/step $(CPP_EXAMPLE) $(B)/$(GDB_AUTOLOAD)
 	@if ! command -v $(GDB) >/dev/null; then \
 	  echo "check-gdb: SKIPPED: needs $(GDB) (Debian: gdb)"; \
 	else \

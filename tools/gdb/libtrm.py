@@ -348,21 +348,43 @@ class _Printers(gdb.printing.PrettyPrinter):
 
 # ---- trm-break-refine: stop each time trm_refine() returns ----
 
-class _RefineReturn(gdb.FinishBreakpoint):
-    def __init__(self, frame, session, event):
-        super().__init__(frame, internal=True)
+# The register that holds an int return value, per architecture (the status is then void elsewhere).
+RETURN_REGISTERS = {"i386:x86-64": "rax", "aarch64": "x0", "riscv:rv64": "a0", "powerpc:common64": "r3",
+                    "s390:64-bit": "r2"}
+
+
+def _returned_int(frame):
+    name = RETURN_REGISTERS.get(frame.architecture().name())
+    if name is None:
+        return None
+    raw = int(frame.read_register(name)) & 0xFFFFFFFF  # trm_status is an int
+    return raw - (1 << 32) if raw & 0x80000000 else raw
+
+
+class _RefineReturn(gdb.Breakpoint):
+    """A one-shot breakpoint at the return address of one trm_refine() call.
+
+    gdb.FinishBreakpoint would do, but it never stops when the caller was inlined (as
+    trm::Session::refine_once() is in C++ programs): it checks for a frame that does not exist
+    at the return address. This checks the thread and the stack pointer instead."""
+
+    def __init__(self, return_pc, entry_sp, session, event):
+        super().__init__("*0x%x" % return_pc, internal=True, temporary=True)
+        self.thread = gdb.selected_thread().global_num
+        self.entry_sp = entry_sp
         self.session = session
         self.event = event
 
     def stop(self):
+        if gdb.selected_thread().global_num != self.thread:
+            return False
+        frame = gdb.newest_frame()
+        if int(frame.read_register("sp")) <= self.entry_sp:
+            return False  # reached from a call deeper in the stack than the one we follow
         gdb.set_convenience_variable("trm_session", self.session)
         gdb.set_convenience_variable("trm_event", self.event)
-        if self.return_value is not None:
-            gdb.set_convenience_variable("trm_status", self.return_value)
+        gdb.set_convenience_variable("trm_status", _returned_int(frame))
         return True
-
-    def out_of_scope(self):
-        pass
 
 
 class _RefineEntry(gdb.Breakpoint):
@@ -372,8 +394,9 @@ class _RefineEntry(gdb.Breakpoint):
     def stop(self):
         frame = gdb.newest_frame()
         try:
-            _RefineReturn(frame, frame.read_var("s"), frame.read_var("ev"))
-        except (ValueError, gdb.error) as err:
+            caller = frame.older()
+            _RefineReturn(caller.pc(), int(frame.read_register("sp")), frame.read_var("s"), frame.read_var("ev"))
+        except (ValueError, AttributeError, gdb.error) as err:
             print("trm-break-refine: cannot follow this trm_refine() call: %s" % err)
         return False
 
