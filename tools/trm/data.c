@@ -14,8 +14,8 @@
 #include "commands.h"
 
 static const char data_usage[] =
-    "usage: trm data sudoku --count N --givens A-B --seed S --out DIR [--test-count N] [--augment K]\n"
-    "       trm data maze --count N --min-path L --seed S --out DIR [--size N] [--braid P]\n"
+    "usage: trm data sudoku --count N --out DIR [--givens A-B] [--seed S] [--test-count N] [--augment K]\n"
+    "       trm data maze --count N --out DIR [--size N] [--min-path L] [--braid P] [--seed S]\n"
     "                     [--test-count N] [--augment]\n"
     "       trm data arc --challenges FILE --out DIR [--solutions FILE] [--seed S]\n"
     "Writes a data set in the reference layout: DIR/train and DIR/test with dataset.json,\n"
@@ -24,7 +24,7 @@ static const char data_usage[] =
 
 int cmd_data(int argc, char **argv) {
   if (argc < 2) {
-    fputs(data_usage, stderr);
+    fprintf(stderr, "trm data: missing generator: sudoku, maze or arc (see 'trm data --help')\n");
     return 2;
   }
   const char *gen = argv[1];
@@ -35,7 +35,7 @@ int cmd_data(int argc, char **argv) {
   if (strcmp(gen, "sudoku") == 0) return data_sudoku(argc - 1, argv + 1);
   if (strcmp(gen, "maze") == 0) return data_maze(argc - 1, argv + 1);
   if (strcmp(gen, "arc") == 0) return data_arc(argc - 1, argv + 1);
-  fprintf(stderr, "trm data: unknown generator '%s' (sudoku, maze or arc; see trm data --help)\n", gen);
+  fprintf(stderr, "trm data: unknown generator '%s': sudoku, maze or arc (see 'trm data --help')\n", gen);
   return 2;
 }
 
@@ -211,7 +211,7 @@ static bool join_path(char *out, size_t out_len, const char *dir, const char *fi
 }
 
 static int io_error(const char *path, const char *what) {
-  fprintf(stderr, "trm data: %s: %s\n", path, what);
+  fprintf(stderr, "trm: data: %s: %s\n", path, what);
   return 1;
 }
 
@@ -340,7 +340,7 @@ static int write_array(const char *dir, const char *file, npy_dtype dtype, int n
   char path[4200], err[4400];
   if (!join_path(path, sizeof path, dir, file)) return io_error(dir, "path too long");
   if (npy_write(path, dtype, ndim, shape, values, err, sizeof err) != 0) {
-    fprintf(stderr, "trm data: %s\n", err);
+    fprintf(stderr, "trm: data: %s\n", err);
     return 1;
   }
   return 0;
@@ -405,7 +405,7 @@ int data_usage_error(const char *cmd, const char *fmt, ...) {
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
-  fprintf(stderr, " (see %s --help)\n", cmd);
+  fprintf(stderr, " (see '%s --help')\n", cmd);
   return 2;
 }
 

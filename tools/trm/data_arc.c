@@ -468,7 +468,7 @@ static bool read_solutions(reader *r, task_list *list) {
 static char *slurp(const char *path, size_t *len) {
   FILE *fp = fopen(path, "rb");
   if (!fp) {
-    fprintf(stderr, "trm data arc: %s: cannot open: %s\n", path, strerror(errno));
+    fprintf(stderr, "trm: data arc: %s: cannot open: %s\n", path, strerror(errno));
     return NULL;
   }
   size_t cap = 1 << 16, n = 0;
@@ -476,7 +476,7 @@ static char *slurp(const char *path, size_t *len) {
   while (buf) {
     if (n == cap) {
       if (cap >= ((size_t)1 << 31)) {
-        fprintf(stderr, "trm data arc: %s: larger than 2 GiB\n", path);
+        fprintf(stderr, "trm: data arc: %s: larger than 2 GiB\n", path);
         free(buf);
         fclose(fp);
         return NULL;
@@ -495,12 +495,12 @@ static char *slurp(const char *path, size_t *len) {
     if (got == 0) break;
   }
   if (!buf) {
-    fprintf(stderr, "trm data arc: %s: out of memory\n", path);
+    fprintf(stderr, "trm: data arc: %s: out of memory\n", path);
     fclose(fp);
     return NULL;
   }
   if (ferror(fp)) {
-    fprintf(stderr, "trm data arc: %s: read error\n", path);
+    fprintf(stderr, "trm: data arc: %s: read error\n", path);
     free(buf);
     fclose(fp);
     return NULL;
@@ -599,7 +599,7 @@ int data_arc(int argc, char **argv) {
     free(text);
   }
   if (!ok) {
-    fprintf(stderr, "trm data arc: %s\n", r.err);
+    fprintf(stderr, "trm: data arc: %s\n", r.err);
     free_tasks(&list);
     return 1;
   }
@@ -609,7 +609,7 @@ int data_arc(int argc, char **argv) {
   data_split_init(&train, CANVAS, false);
   data_split_init(&test, CANVAS, false);
   int rc = names ? 0 : 1;
-  if (!names) fprintf(stderr, "trm data arc: out of memory\n");
+  if (!names) fprintf(stderr, "trm: data arc: out of memory\n");
   if (!rc) rc = data_make_dir(out);
   if (!rc) {
     names[0] = "<blank>";

@@ -177,7 +177,7 @@ static int build_split(const maze_options *o, int64_t count, int stream, bool au
   uint8_t *input = malloc(total), *label = malloc(total), *aug_in = malloc(total), *aug_label = malloc(total);
   int rc = 0;
   if (!maze_alloc(&m, (int)o->size) || !input || !label || !aug_in || !aug_label) {
-    fprintf(stderr, "trm data maze: out of memory\n");
+    fprintf(stderr, "trm: data maze: out of memory\n");
     rc = 1;
   }
   for (int64_t i = 0; !rc && i < count; i++) {
@@ -191,7 +191,7 @@ static int build_split(const maze_options *o, int64_t count, int stream, bool au
     }
     if (!placed) {
       fprintf(stderr,
-              "trm data maze: no start and goal with a unique shortest path of at least %lld steps in %d "
+              "trm: data maze: no start and goal with a unique shortest path of at least %lld steps in %d "
               "mazes of size %lld; lower --min-path\n",
               (long long)o->min_path, MAX_MAZES, (long long)o->size);
       rc = 1;

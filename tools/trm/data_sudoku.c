@@ -210,7 +210,7 @@ static int build_split(const sudoku_options *o, int64_t count, int stream, int a
     for (;;) {
       if (++tries > MAX_TRIES) {
         fprintf(stderr,
-                "trm data sudoku: no puzzle with at most %lld givens after %d random grids; raise the "
+                "trm: data sudoku: no puzzle with at most %lld givens after %d random grids; raise the "
                 "upper end of --givens\n",
                 (long long)o->givens_hi, MAX_TRIES);
         return 1;
@@ -221,7 +221,7 @@ static int build_split(const sudoku_options *o, int64_t count, int stream, int a
     }
     long nodes = 0;
     if (count_solutions(&s, puzzle, 2, &nodes) != 1) {
-      fprintf(stderr, "trm data sudoku: internal error: puzzle %lld is not unique\n", (long long)i);
+      fprintf(stderr, "trm: data sudoku: internal error: puzzle %lld is not unique\n", (long long)i);
       return 1;
     }
     to_tokens(puzzle, in_tokens);
