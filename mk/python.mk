@@ -17,14 +17,16 @@ PY_ENV = TRM_LIBRARY=$(abspath $(B))/libtrm.so TRM_BUILD=$(abspath $(B)) PYTHOND
 
 # the conformance models (CONF_DEPS, defined after this fragment) are made at recipe time
 check-python: $(B)/libtrm.so $(B)/examples/step
-	@$(MAKE) --no-print-directory $(CONF_DEPS)
+	@$(MAKE) -s --no-print-directory $(CONF_DEPS)
 	@$(PYTHON) -c "import pytest" 2>/dev/null || { \
 	  echo "check-python: FAILED: $(PYTHON) has no pytest (Debian: apt-get install python3-pytest; or $(PYTHON) -m pip install pytest)" >&2; \
 	  exit 1; }
 	$(PY_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider python/tests
-	$(PY_ENV) $(PYTHON) examples/python/step.py models/demo.safetensors > $(B)/python-step.out
-	@grep -q "^step 1 " $(B)/python-step.out && grep -q "^halted after" $(B)/python-step.out && \
-	  test "$$(grep -c '|.*| [0-9.]*$$' $(B)/python-step.out)" -ge 2 && echo "python example: ok" || \
+	$(PY_ENV) PYTHONPATH=$(CURDIR)/python $(PYTHON) examples/python/step.py models/demo.safetensors > $(B)/python-step.out
+	@# an answer line per step from step 1, the final state, and two confidence bars per step
+	@steps=$$(grep -c "^step [0-9]* .*confidence mean" $(B)/python-step.out); \
+	  grep -q "^step 1 " $(B)/python-step.out && grep -q "^halted after $$steps steps" $(B)/python-step.out && \
+	  test "$$(grep -c '|.*| [0-9.]*$$' $(B)/python-step.out)" -eq $$((2 * steps)) && echo "python example: ok ($$steps steps)" || \
 	  { echo "python example: unexpected output in $(B)/python-step.out" >&2; exit 1; }
 	@# offline, as a user would (numpy comes from the environment, hence --no-deps with --target)
 	@rm -rf $(B)/py-install
