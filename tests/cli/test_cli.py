@@ -382,7 +382,8 @@ def test_tasks(models):
     check(r.rc == 0 and "a valid solution" in r.out and "------+-------+-------" in r.out, "sudoku: text view")
     one_line_error(trm("solve", models["sudoku"], stdin=sudoku[:-1]), 1, "81 cells", "80")
     one_line_error(trm("solve", models["sudoku"], stdin=sudoku[:-1] + "x"), 1, "'x'", "column 81")
-    one_line_error(trm("solve", DEMO, "--task", "sudoku", stdin=sudoku), 1, "seq_len 81")
+    one_line_error(trm("solve", DEMO, "--task", "sudoku", stdin=sudoku), 1, DEMO, "seq_len 81")
+    one_line_error(trm("solve", DEMO, "--task", "arc", stdin="0"), 1, DEMO, "seq_len 900")
 
     arc = [[0, 1, 2], [3, 4, 5]]
     runs = same_run(models["arc"], "arc", "0 1 2\n3 4 5\n", arc_tokens(arc), "arc 2x3")

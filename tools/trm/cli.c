@@ -234,13 +234,13 @@ static bool split_rows(const char *text, size_t len, int side, text_rows *rows, 
   return true;
 }
 
-static bool need_shape(cli_task task, int64_t seq_len, int64_t vocab, char *err, size_t err_len) {
+bool cli_task_fits(cli_task task, int64_t seq_len, int64_t vocab, char *err, size_t err_len) {
   const char *need = NULL;
   if (task == TASK_SUDOKU && (seq_len != 81 || vocab < 11)) need = "seq_len 81 and vocab_size >= 11";
   if (task == TASK_MAZE && (square_side(seq_len) < 2 || vocab < 6)) need = "a square seq_len (such as 900) and vocab_size >= 6";
   if (task == TASK_ARC && (seq_len != GRID_SIDE * GRID_SIDE || vocab < 12)) need = "seq_len 900 and vocab_size >= 12";
   if (need) {
-    snprintf(err, err_len, "a %s puzzle needs a model with %s; this one has seq_len %lld and vocab_size %lld",
+    snprintf(err, err_len, "--task %s needs a model with %s; this one has seq_len %lld and vocab_size %lld",
              cli_task_names[task], need, (long long)seq_len, (long long)vocab);
     return false;
   }
@@ -383,7 +383,7 @@ static bool parse_raw(const char *text, size_t len, int64_t seq_len, int64_t voc
 bool cli_puzzle_parse(cli_task task, const char *text, size_t len, int64_t seq_len, int64_t vocab, cli_puzzle *out,
                       char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  if (task != TASK_RAW && !need_shape(task, seq_len, vocab, err, err_len)) return false;
+  if (!cli_task_fits(task, seq_len, vocab, err, err_len)) return false;
   if (seq_len < 1) {
     snprintf(err, err_len, "the model's seq_len is %lld", (long long)seq_len);
     return false;

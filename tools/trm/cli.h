@@ -73,6 +73,9 @@ enum { GRID_SIDE = 30, MAX_SIDE = 256 };
  * reference), 900/12 arc, else raw. */
 cli_task cli_task_for(int64_t seq_len, int64_t vocab);
 
+/* True if a model of seq_len / vocab can take puzzles of TASK; else false with a message in ERR. */
+bool cli_task_fits(cli_task task, int64_t seq_len, int64_t vocab, char *err, size_t err_len);
+
 /* A puzzle parsed from text: seq_len tokens and where they sit on screen. */
 typedef struct cli_puzzle {
   int32_t *tokens;  /* seq_len ids */

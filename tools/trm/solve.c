@@ -270,6 +270,10 @@ int cmd_solve(int argc, char **argv) {
     cli_fail(CMD, "--puzzle-id %lld is outside the model's [0, %lld)", (long long)o.puzzle_id, (long long)n_ids);
     goto done;
   }
+  if (!cli_task_fits(task, seq_len, vocab, err, sizeof err)) {
+    cli_fail(CMD, "%s: %s", o.model_path, err);
+    goto done;
+  }
   if (!(text = cli_read_file(o.input_path, 1 << 20, &text_len, err, sizeof err))) {
     cli_fail(CMD, "%s", err);
     goto done;
