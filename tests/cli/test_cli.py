@@ -594,6 +594,22 @@ def test_eval_generated(models):
     check(all(reports[0][k] == reports[1][k] for k in keys), "generated set: --batch 1 and --batch 3 agree")
     train = eval_json(models["sudoku"], out, "--split", "train", "--limit", 5)
     check(train is not None and train["examples"] == 5, "generated set: --split train --limit 5")
+    # the generators' tokens and trm solve's reading of the same puzzle as text agree
+    tokens = np.load(os.path.join(out, "test/all__inputs.npy"))[0].tolist()
+    text = "".join("." if t == 1 else str(t - 1) for t in tokens)
+    same_run(models["sudoku"], "sudoku", text, tokens, "generated Sudoku as text")
+    maze_out = os.path.join(TMP, "maze_set")
+    r = trm("data", "maze", "--size", 9, "--count", 4, "--test-count", 3, "--seed", 5, "--out", maze_out)
+    if not check(r.rc == 0, f"trm data maze: {r.err.strip()}"):
+        return
+    write_model(models["maze"] + ".9", 81, 6)
+    tokens = np.load(os.path.join(maze_out, "test/all__inputs.npy"))[0].tolist()
+    text = "\n".join("".join("# SGo"[t - 1] for t in tokens[r * 9:r * 9 + 9]) for r in range(9))
+    same_run(models["maze"] + ".9", "maze", text, tokens, "generated 9x9 maze as text")
+    reports = [eval_json(models["maze"] + ".9", maze_out, "--batch", b) for b in (1, 2)]
+    if None not in reports:
+        check_report(reports[0], 3, "generated maze set")
+        check(reports[0]["exact_accuracy_by_step"] == reports[1]["exact_accuracy_by_step"], "maze set: batches agree")
 
 
 def main():
