@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Test of the gdb support (tools/gdb/libtrm.py, examples/gdb/step.gdb, the auto-load script).
 
-    check_gdb.py BUILD_DIR [MODEL]
+    check_gdb.py [--step PROGRAM] [--step-cpp PROGRAM] BUILD_DIR [MODEL]
 
-Runs BUILD_DIR/examples/step on the model (default models/demo.safetensors) on its own, then
+BUILD_DIR holds libtrm.so and the auto-load script; the programs default to
+BUILD_DIR/examples/step and BUILD_DIR/examples/step-cpp (the C++ one is left out if missing).
+Runs the C example on the model (default models/demo.safetensors) on its own, then
 under `gdb -batch -x examples/gdb/step.gdb` in each way of decoding the answer (gdb with numpy,
 gdb in pure Python, trm_session_answer() called in the inferior), and the C++ example
 (BUILD_DIR/examples/step-cpp, same output) under it too, and checks what gdb printed:
@@ -110,12 +112,18 @@ def check_step_script(label, gdb_output, rc, expected, seq_len):
 
 
 def main():
-    if len(sys.argv) not in (2, 3):
+    args = sys.argv[1:]
+    programs = {"--step": None, "--step-cpp": None}
+    while args and args[0] in programs and len(args) > 1:
+        programs[args[0]] = args[1]
+        args = args[2:]
+    if len(args) not in (1, 2):
         print(__doc__)
         return 2
-    build = sys.argv[1]
-    model = sys.argv[2] if len(sys.argv) == 3 else "models/demo.safetensors"
-    step = os.path.join(build, "examples", "step")
+    build = args[0]
+    model = args[1] if len(args) == 2 else "models/demo.safetensors"
+    step = programs["--step"] or os.path.join(build, "examples", "step")
+    step_cpp = programs["--step-cpp"] or os.path.join(build, "examples", "step-cpp")
     gdb = os.environ.get("GDB", "gdb")
     library_dir = os.path.abspath(build)
 
@@ -142,7 +150,6 @@ def main():
         ("step.gdb, decode in the inferior", ["-x", "tools/gdb/libtrm.py", "-ex", "set trm decode inferior"], step),
     ]
     # the C++ example calls trm_refine() from inlined code (which gdb.FinishBreakpoint cannot follow)
-    step_cpp = os.path.join(build, "examples", "step-cpp")
     if os.path.exists(step_cpp):
         variants.append(("step.gdb on the C++ example", [], step_cpp))
     for label, options, program in variants:
