@@ -2,6 +2,7 @@
 """Tests of the trm command line (tools/trm): info, solve, eval, usage and bad input.
 
     python3 tests/cli/test_cli.py --build build/make
+    python3 tests/cli/test_cli.py --trm T --step S --models 'DIR/{case}.safetensors'   (Meson)
 
 Needs the build's trm, examples/step and conformance models (make check-cli builds them) and
 numpy. Expected values come from elsewhere than trm itself: the reference PyTorch outputs in
@@ -615,13 +616,18 @@ def test_eval_generated(models):
 def main():
     global TRM, STEP, DEMO, MODELS, TMP, MANPAGE
     ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build/make")
+    ap.add_argument("--build", default="build/make", help="the Makefile's build folder (B)")
+    ap.add_argument("--trm", help="the trm program (default BUILD/trm)")
+    ap.add_argument("--step", help="examples/c/step.c built (default BUILD/examples/step)")
+    ap.add_argument("--models", help="the converted conformance models, {case} standing for the case's "
+                    "name (default BUILD/conformance/{case}/model.safetensors)")
     args = ap.parse_args()
+    TRM = os.path.abspath(args.trm or os.path.join(args.build, "trm"))
+    STEP = os.path.abspath(args.step or os.path.join(args.build, "examples/step"))
+    pattern = os.path.abspath(args.models or os.path.join(args.build, "conformance/{case}/model.safetensors"))
+    MODELS = {c: pattern.format(case=c) for c in CASES}
     os.chdir(ROOT)
-    TRM = os.path.join(args.build, "trm")
-    STEP = os.path.join(args.build, "examples/step")
     DEMO = "models/demo.safetensors"
-    MODELS = {c: os.path.join(args.build, "conformance", c, "model.safetensors") for c in CASES}
     MANPAGE = open("docs/trm.1").read().replace("\\-", "-")
     TMP = tempfile.mkdtemp(prefix="trm-cli-test-")
     try:
