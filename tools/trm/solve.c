@@ -274,6 +274,8 @@ int cmd_solve(int argc, char **argv) {
     cli_fail(CMD, "%s: %s", o.model_path, err);
     goto done;
   }
+  if (strcmp(o.input_path, "-") == 0 && isatty(STDIN_FILENO))
+    fprintf(stderr, "trm solve: reading the puzzle from the terminal; end it with Ctrl-D\n");
   if (!(text = cli_read_file(o.input_path, 1 << 20, &text_len, err, sizeof err))) {
     cli_fail(CMD, "%s", err);
     goto done;
