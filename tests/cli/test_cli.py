@@ -136,10 +136,10 @@ def test_usage():
     for cmd in ("info", "solve", "eval", "data"):
         r = trm(cmd, "--help")
         check(r.rc == 0 and "usage:" in r.out, f"trm {cmd} --help")
-    for cmd in ("info", "solve", "eval"):
-        text = trm(cmd, "--help").out
+    for cmd in (["info"], ["solve"], ["eval"], ["data", "sudoku"], ["data", "maze"], ["data", "arc"]):
+        text = trm(*cmd, "--help").out
         for flag in re.findall(r"--[a-z-]+", text):
-            check(flag in MANPAGE, f"docs/trm.1 mentions {cmd}'s {flag}")
+            check(flag in MANPAGE, f"docs/trm.1 mentions {' '.join(cmd)}'s {flag}")
     r = trm()
     check(r.rc == 2 and "usage" in r.err, "trm without a command: usage, exit 2")
     one_line_error(trm("frobnicate"), 2, "frobnicate")
