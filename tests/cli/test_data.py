@@ -451,6 +451,66 @@ def test_arc():
     rc, out, err = run("arc", "--challenges", os.path.join(d, "missing.json"), "--out", tmp("arc_bad"))
     check(rc == 1 and err.count("\n") == 1 and "missing.json" in err, "arc: missing file: rc %d %r" % (rc, err))
 
+    # --identifiers: a trained set's names, augmented ones included, give each task's puzzles
+    idfile = os.path.join(d, "identifiers.json")
+    id_list = ["<blank>", "other|||t1|||0123456789", names[0], names[0] + "|||t1|||0918273645", names[1] + "|||t6|||0123456789",
+               names[1], names[2] + "|||t7|||0987654321", names[3] + "|||t3|||0213456789", names[3] + "|||t4|||0123456798", names[2]]
+    with open(idfile, "w") as f:
+        json.dump(id_list, f)
+    aug = tmp("arc_aug")
+    generate("arc", "--challenges", ch, "--solutions", so, "--identifiers", idfile, "--out", aug)
+    atrain = check_layout(aug, "train", 900, 12, len(id_list))
+    atest = check_layout(aug, "test", 900, 12, len(id_list))
+    check(atrain["ids"] == id_list, "arc --identifiers: identifiers.json is not the given list")
+    for s, split in ((atrain, "train"), (atest, "test")):
+        want_ids = [i for t in names for i, n in enumerate(id_list) if n.split("|||")[0] == t]
+        check(list(s["puzzle_identifiers"]) == want_ids, "arc --identifiers %s: puzzle ids %s, expected %s" % (split, list(s["puzzle_identifiers"]), want_ids))
+        check(list(np.diff(s["group_indices"])) == [2, 2, 2, 2], "arc --identifiers %s: puzzles per group" % split)
+        for p, pid in enumerate(s["puzzle_identifiers"]):
+            parts = id_list[pid].split("|||")
+            tid = int(parts[1][1:]) if len(parts) == 3 else 0
+            mapping = np.array([int(c) for c in parts[2]]) if len(parts) == 3 else np.arange(10)
+            task_def = tasks[parts[0]]
+            pairs = task_def["train"] if split == "train" else [{"input": x["input"], "output": y} for x, y in zip(task_def["test"], sols[parts[0]])]
+            a = s["puzzle_indices"][p]
+            for k, pair in enumerate(pairs):
+                inp, lab = s["inputs"][a + k], s["labels"][a + k]
+                r0, c0 = np.argwhere(inp.reshape(30, 30) >= 2).min(0)
+                want_in = encode(dihedral(mapping[np.array(pair["input"])], tid), r0, c0)
+                want_out = encode(dihedral(mapping[np.array(pair["output"])], tid), r0, c0)
+                check(np.array_equal(inp, want_in) and np.array_equal(lab, want_out) and (split == "train" or (r0, c0) == (0, 0)),
+                      "arc --identifiers %s puzzle %d (%s) example %d: not the augmented pair" % (split, p, id_list[pid], k))
+    for case, ids in (("bad_transform", ["<blank>"] + names + [names[0] + "|||t8|||0123456789"]),
+                      ("bad_perm", ["<blank>"] + names + [names[0] + "|||t1|||0123456788"]),
+                      ("short_perm", ["<blank>"] + names + [names[0] + "|||t1|||012345678"]),
+                      ("missing_task", ["<blank>"] + names[1:]),
+                      ("not_strings", ["<blank>", 1])):
+        path = os.path.join(d, "ids_" + case + ".json")
+        with open(path, "w") as f:
+            json.dump(ids, f)
+        rc, out, err = run("arc", "--challenges", ch, "--identifiers", path, "--out", tmp("arc_bad"))
+        check(rc == 1 and err.count("\n") == 1 and path in err, "arc bad identifiers %s: rc %d, stderr %r" % (case, rc, err))
+
+    # random damage to a valid file: read (0) or refused in one line (1), never a crash
+    text = json.dumps({k: tasks[k] for k in names[:2]}).encode()
+    fuzz_rng = random.Random(9)
+    path = os.path.join(d, "damaged.json")
+    statuses = set()
+    for trial in range(200):
+        damaged = bytearray(text)
+        if trial % 4 == 0:
+            damaged = damaged[:fuzz_rng.randrange(len(damaged))]
+        else:
+            for _ in range(1 + trial % 3):
+                damaged[fuzz_rng.randrange(len(damaged))] = fuzz_rng.choice(b'[]{},:"0123456789-.e \\\x00\xff')
+        with open(path, "wb") as f:
+            f.write(damaged)
+        rc, out, err = run("arc", "--challenges", path, "--out", tmp("arc_bad"))
+        statuses.add(rc)
+        check(rc == 0 or (rc == 1 and err.count("\n") == 1 and path in err),
+              "arc damaged file (trial %d): rc %d, stderr %r" % (trial, rc, err))
+    check(1 in statuses, "arc damaged files: none refused")
+
 
 # ---- arguments ----
 

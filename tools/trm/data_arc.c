@@ -510,6 +510,140 @@ static char *slurp(const char *path, size_t *len) {
   return buf;
 }
 
+/* ---- puzzle variants: a task as the reference augmented it ---- */
+
+/* One puzzle of a task: its identifier, a dihedral transform and a colour map. */
+typedef struct {
+  int64_t id;
+  int transform;
+  uint8_t colour[10];
+} variant;
+
+typedef struct {
+  variant *v;
+  int n, cap;
+} variant_list;
+
+static const char separator[] = "|||";
+
+/* "NAME|||tK|||PPPPPPPPPP" (the reference's augmented name): the base name's length and the
+ * variant; a plain NAME is the identity. False if the "|||" part is malformed. */
+static bool parse_variant_name(const char *name, size_t *base_len, variant *out) {
+  const char *sep = strstr(name, separator);
+  out->transform = 0;
+  for (int c = 0; c < 10; c++) out->colour[c] = (uint8_t)c;
+  if (!sep) {
+    *base_len = strlen(name);
+    return true;
+  }
+  *base_len = (size_t)(sep - name);
+  const char *p = sep + 3;
+  if (p[0] != 't' || p[1] < '0' || p[1] > '7' || strncmp(p + 2, separator, 3) != 0) return false;
+  out->transform = p[1] - '0';
+  p += 5;
+  unsigned seen = 0;
+  for (int c = 0; c < 10; c++) {
+    if (p[c] < '0' || p[c] > '9' || (seen >> (p[c] - '0')) & 1) return false;
+    seen |= 1u << (p[c] - '0');
+    out->colour[c] = (uint8_t)(p[c] - '0');
+  }
+  return p[10] == '\0';
+}
+
+static int compare_task_names(const void *a, const void *b) {
+  const task *const *x = a, *const *y = b;
+  return strcmp((*x)->name, (*y)->name);
+}
+
+/* Reads a JSON list of names (the reference's identifiers.json) into VARIANTS per task: every
+ * name whose base is a task's id. Unknown bases are skipped (other subsets' tasks). */
+static bool read_identifiers(reader *r, task_list *list, variant_list *variants, char ***names_out,
+                             int64_t *n_out) {
+  task **sorted = malloc((size_t)list->n * sizeof *sorted);
+  if (!sorted) return fail_at(r, "out of memory");
+  for (int i = 0; i < list->n; i++) sorted[i] = &list->tasks[i];
+  qsort(sorted, (size_t)list->n, sizeof *sorted, compare_task_names);
+  char **names = NULL;
+  int64_t n = 0, cap = 0;
+  bool ok = expect(r, '[', "at the start (an identifiers file is a list of names)");
+  if (ok && !peek(r, ']')) do {
+    char *name;
+    if (!(ok = read_string(r, &name, "(an identifier name)"))) break;
+    if (n == cap) {
+      cap = cap ? cap * 2 : 1024;
+      char **grown = realloc(names, (size_t)cap * sizeof *names);
+      if (!grown) {
+        free(name);
+        ok = fail_at(r, "out of memory");
+        break;
+      }
+      names = grown;
+    }
+    names[n] = name;
+    variant v;
+    size_t base_len;
+    if (!parse_variant_name(name, &base_len, &v)) {
+      ok = fail_in(r, "identifier %lld '%s' is not NAME or NAME|||tK|||PERMUTATION", (long long)n, name);
+      n++;
+      break;
+    }
+    v.id = n++;
+    char saved = name[base_len];
+    name[base_len] = '\0';
+    task key = {.name = name}, *keyp = &key;
+    task **found = bsearch(&keyp, sorted, (size_t)list->n, sizeof *sorted, compare_task_names);
+    name[base_len] = saved;
+    if (!found) continue;
+    variant_list *vl = &variants[*found - list->tasks];
+    if (vl->n == vl->cap) {
+      int vcap = vl->cap ? vl->cap * 2 : 8;
+      variant *grown = realloc(vl->v, (size_t)vcap * sizeof *grown);
+      if (!grown) {
+        ok = fail_at(r, "out of memory");
+        break;
+      }
+      vl->v = grown;
+      vl->cap = vcap;
+    }
+    vl->v[vl->n++] = v;
+  } while (accept(r, ','));
+  if (ok) ok = expect(r, ']', "to close the list of names");
+  if (ok) {
+    skip_ws(r);
+    if (r->p != r->end) ok = fail_at(r, "unexpected text after the JSON value");
+  }
+  for (int i = 0; ok && i < list->n; i++)
+    if (variants[i].n == 0) ok = fail_in(r, "no identifier for task '%s'", list->tasks[i].name);
+  free(sorted);
+  *names_out = names;
+  *n_out = n;
+  return ok;
+}
+
+/* the reference's augmentation of a grid: colours mapped, then the dihedral transform (the
+ * numbering of data_dihedral, on a rows x cols grid) */
+static void transform_grid(const grid *in, const variant *v, grid *out) {
+  int h = in->rows, w = in->cols;
+  bool swap = v->transform == 1 || v->transform == 3 || v->transform == 6 || v->transform == 7;
+  out->rows = swap ? w : h;
+  out->cols = swap ? h : w;
+  for (int i = 0; i < out->rows; i++)
+    for (int j = 0; j < out->cols; j++) {
+      int r, c;  /* out[i][j] = in[r][c] */
+      switch (v->transform) {
+        case 1: r = j; c = w - 1 - i; break;
+        case 2: r = h - 1 - i; c = w - 1 - j; break;
+        case 3: r = h - 1 - j; c = i; break;
+        case 4: r = i; c = w - 1 - j; break;
+        case 5: r = h - 1 - i; c = j; break;
+        case 6: r = j; c = i; break;
+        case 7: r = h - 1 - j; c = w - 1 - i; break;
+        default: r = i; c = j; break;
+      }
+      out->v[i * SIDE + j] = v->colour[in->v[r * SIDE + c]];
+    }
+}
+
 /* ---- encoding ---- */
 
 static void encode(const grid *g, int pad_r, int pad_c, uint8_t *canvas) {
@@ -523,9 +657,12 @@ static void encode(const grid *g, int pad_r, int pad_c, uint8_t *canvas) {
     for (int r = pad_r; r < eog_row; r++) canvas[r * SIDE + eog_col] = EOG;
 }
 
-static void add_pair(data_split *split, const pair *p, data_rng *rng) {
+static void add_pair(data_split *split, const pair *given, const variant *v, data_rng *rng) {
   static const grid dummy = {.rows = 1, .cols = 1};  /* the reference's [[0]] for a missing output */
-  const grid *out = p->has_out ? &p->out : &dummy;
+  pair transformed, *p = &transformed;
+  transform_grid(&given->in, v, &transformed.in);
+  transform_grid(given->has_out ? &given->out : &dummy, v, &transformed.out);
+  const grid *out = &transformed.out;
   int pad_r = 0, pad_c = 0;
   if (rng) {
     int rows = p->in.rows > out->rows ? p->in.rows : out->rows;
@@ -540,13 +677,17 @@ static void add_pair(data_split *split, const pair *p, data_rng *rng) {
 }
 
 static const char arc_help[] =
-    "usage: trm data arc --challenges FILE --out DIR [--solutions FILE] [--seed S]\n"
+    "usage: trm data arc --challenges FILE --out DIR [--solutions FILE] [--identifiers FILE] [--seed S]\n"
     "  --challenges FILE  ARC-AGI tasks, e.g. arc-agi_evaluation_challenges.json\n"
     "  --solutions FILE   their test outputs, e.g. arc-agi_evaluation_solutions.json; without it\n"
     "                     test labels are the grid [[0]] unless the challenges hold \"output\"\n"
     "  --out DIR          output folder (DIR/train: demonstration pairs, DIR/test: test pairs)\n"
+    "  --identifiers FILE the identifiers.json of the data set a model was trained on: each task's\n"
+    "                     puzzles are the names there for it (NAME, NAME|||tK|||PERMUTATION: the\n"
+    "                     reference's dihedral transform K and colour map), with those ids\n"
     "  --seed S           seed of the train pairs' random offsets (default 0)\n"
-    "Each task is one puzzle identifier (identifiers.json: index = id) and one group per split.\n";
+    "Each task is one group per split; without --identifiers, one puzzle with id 1, 2, ... in file\n"
+    "order (identifiers.json: index = id, 0 = <blank>).\n";
 
 static bool arc_takes_value(const char *flag) { return strcmp(flag, "--help") != 0; }
 
@@ -560,7 +701,7 @@ static void free_tasks(task_list *list) {
 }
 
 int data_arc(int argc, char **argv) {
-  const char *challenges = NULL, *solutions = NULL, *out = NULL;
+  const char *challenges = NULL, *solutions = NULL, *identifiers = NULL, *out = NULL;
   uint64_t seed = 0;
   data_args args = {.argc = argc, .argv = argv, .index = 1, .cmd = "trm data arc"};
   int rr;
@@ -571,6 +712,7 @@ int data_arc(int argc, char **argv) {
       return 0;
     } else if (strcmp(f, "--challenges") == 0) challenges = args.value;
     else if (strcmp(f, "--solutions") == 0) solutions = args.value;
+    else if (strcmp(f, "--identifiers") == 0) identifiers = args.value;
     else if (strcmp(f, "--out") == 0) out = args.value;
     else if (strcmp(f, "--seed") == 0) {
       if (!data_parse_seed(&args, &seed)) return 2;
@@ -598,35 +740,73 @@ int data_arc(int argc, char **argv) {
     if (!ok) memcpy(r.err, rs.err, sizeof r.err);
     free(text);
   }
-  if (!ok) {
-    fprintf(stderr, "trm: data arc: %s\n", r.err);
-    free_tasks(&list);
-    return 1;
+  variant_list *variants = ok ? calloc((size_t)list.n, sizeof *variants) : NULL;
+  char **id_names = NULL;
+  int64_t n_ids = 0;
+  if (ok && !variants) ok = fail_in(&r, "out of memory");
+  if (ok && identifiers) {
+    text = slurp(identifiers, &len);
+    if (!text) ok = false;  /* slurp said why */
+    reader ri = {.path = identifiers, .start = text, .p = text, .end = text + len};
+    if (text) {
+      ok = read_identifiers(&ri, &list, variants, &id_names, &n_ids);
+      if (!ok) memcpy(r.err, ri.err, sizeof r.err);
+    }
+    free(text);
+  } else if (ok) {
+    /* ids 1.. in file order, 0 = <blank>; the names borrowed from the tasks */
+    n_ids = (int64_t)list.n + 1;
+    for (int i = 0; ok && i < list.n; i++) {
+      variants[i].v = malloc(sizeof(variant));
+      if (!variants[i].v) {
+        ok = fail_in(&r, "out of memory");
+        break;
+      }
+      size_t base_len;
+      parse_variant_name("", &base_len, variants[i].v);
+      variants[i].v->id = i + 1;
+      variants[i].n = variants[i].cap = 1;
+    }
   }
-
-  const char **names = malloc(((size_t)list.n + 1) * sizeof *names);
+  int rc = 0;
+  if (!ok) {
+    if (r.err[0]) fprintf(stderr, "trm: data arc: %s\n", r.err);
+    rc = 1;
+  }
+  const char **names = NULL;
+  if (!rc) {
+    names = malloc((size_t)n_ids * sizeof *names);
+    if (!names) {
+      fprintf(stderr, "trm: data arc: out of memory\n");
+      rc = 1;
+    } else if (id_names) {
+      for (int64_t i = 0; i < n_ids; i++) names[i] = id_names[i];
+    } else {
+      names[0] = "<blank>";
+      for (int i = 0; i < list.n; i++) names[i + 1] = list.tasks[i].name;
+    }
+  }
   data_split train, test;
   data_split_init(&train, CANVAS, false);
   data_split_init(&test, CANVAS, false);
-  int rc = names ? 0 : 1;
-  if (!names) fprintf(stderr, "trm: data arc: out of memory\n");
   if (!rc) rc = data_make_dir(out);
   if (!rc) {
-    names[0] = "<blank>";
     data_rng rng;
     data_rng_seed(&rng, seed, STREAM_TRAIN);
     for (int i = 0; i < list.n; i++) {
       const task *t = &list.tasks[i];
-      names[i + 1] = t->name;
-      int unshifted = (int)data_rng_below(&rng, (uint32_t)t->n_train);
-      for (int k = 0; k < t->n_train; k++) add_pair(&train, &t->train[k], k == unshifted ? NULL : &rng);
-      data_split_end_puzzle(&train, i + 1);
+      for (int k = 0; k < variants[i].n; k++) {
+        const variant *v = &variants[i].v[k];
+        int unshifted = (int)data_rng_below(&rng, (uint32_t)t->n_train);
+        for (int e = 0; e < t->n_train; e++) add_pair(&train, &t->train[e], v, e == unshifted ? NULL : &rng);
+        data_split_end_puzzle(&train, v->id);
+        for (int e = 0; e < t->n_test; e++) add_pair(&test, &t->test[e], v, NULL);
+        data_split_end_puzzle(&test, v->id);
+      }
       data_split_end_group(&train);
-      for (int k = 0; k < t->n_test; k++) add_pair(&test, &t->test[k], NULL);
-      data_split_end_puzzle(&test, i + 1);
       data_split_end_group(&test);
     }
-    data_meta meta = {.vocab_size = 12, .num_puzzle_identifiers = list.n + 1, .identifier_names = names};
+    data_meta meta = {.vocab_size = 12, .num_puzzle_identifiers = n_ids, .identifier_names = names};
     rc = data_split_write(&train, out, "train", &meta);
     if (!rc) rc = data_split_write(&test, out, "test", &meta);
     if (!rc) rc = data_write_identifiers(out, &meta);
@@ -634,6 +814,10 @@ int data_arc(int argc, char **argv) {
   data_split_free(&train);
   data_split_free(&test);
   free(names);
+  for (int64_t i = 0; i < n_ids && id_names; i++) free(id_names[i]);
+  free(id_names);
+  for (int i = 0; variants && i < list.n; i++) free(variants[i].v);
+  free(variants);
   free_tasks(&list);
   return rc;
 }
