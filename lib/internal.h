@@ -54,7 +54,8 @@ typedef struct trm_net_work {
   trm_pool *pool;        /* not owned */
   size_t chunk_slots;    /* states per pass of the row-wise products */
   float *gemm;           /* packing buffers, one per worker */
-  float *h;              /* [chunk_slots * S, D]: the gathered states of one chunk */
+  float *h;              /* [chunk_slots * S, D]: the gathered states of one chunk; NULL when
+                          * chunks hold one state, which then runs in its own target */
   float *wide, *inner, *out; /* intermediate activations of one chunk */
   float *scores;         /* per worker: attention scores and one head's packed keys and values */
   size_t attention_floats; /* floats of that per worker */

@@ -19,7 +19,7 @@
 
 /* Rows of gathered states one pass through the blocks takes, to bound work memory (whole
  * states at a time, at least one). */
-enum { CHUNK_ROWS = 128, MLP_ROWS = 256, QUERY_BLOCK = 64 };
+enum { CHUNK_ROWS = 128, MLP_ROWS = 128, QUERY_BLOCK = 64, TOKEN_COLS = 256 };
 
 /* ---- work memory ---- */
 
@@ -54,21 +54,25 @@ trm_status trm_net_work_init(const trm_model *m, size_t batch, trm_pool *pool, t
   w->pool = pool;
   w->chunk_slots = max_sz(1, min_sz(batch, CHUNK_ROWS / S));
   size_t R = w->chunk_slots * S;
+  /* a chunk of one state runs in place in the slot's own target state: no gathered copy */
+  bool in_place = w->chunk_slots == 1;
   /* the [R, 2 inter] SwiGLU intermediate only exists when the kernel cannot fuse it */
   bool fused = m->layers[0].gate_up.swiglu, fused_t = c->mlp_t && m->layers[0].mlpt_gate_up.swiglu;
-  /* wide: attention's qkv, or an unfused SwiGLU's gate_up; inner: attention's heads, or the
-   * SwiGLU activations of MLP_ROWS rows (the channel MLP goes through a chunk in such slices) */
+  /* wide: attention's qkv (its heads' output and the o product reuse it), or an unfused
+   * SwiGLU's gate_up; inner: the SwiGLU activations of MLP_ROWS rows (the channel MLP goes
+   * through a chunk in such slices), or of TOKEN_COLS channels of the token MLP */
   size_t mlp_rows = min_sz(R, MLP_ROWS);
-  size_t wide = max_sz(max_sz(c->mlp_t ? 0 : R * 3 * D, fused ? 0 : mlp_rows * 2 * I), fused_t ? 0 : D * 2 * It);
-  size_t inner = max_sz(max_sz(c->mlp_t ? 0 : R * D, mlp_rows * I), D * It);
+  size_t token_cols = min_sz(D, TOKEN_COLS);
+  size_t wide = max_sz(max_sz(c->mlp_t ? 0 : R * 3 * D, fused ? 0 : mlp_rows * 2 * I), fused_t ? 0 : token_cols * 2 * It);
+  size_t inner = max_sz(mlp_rows * I, token_cols * It);
   w->gemm = trm_alloc_zero(workers, trm_gemm_buffer_floats(m->kernel) * sizeof(float));
-  w->h = trm_alloc_zero(R * D, sizeof(float));
+  w->h = in_place ? NULL : trm_alloc_zero(R * D, sizeof(float));
   w->wide = trm_alloc_zero(wide, sizeof(float));
   w->inner = trm_alloc_zero(inner, sizeof(float));
   w->out = trm_alloc_zero(max_sz(mlp_rows, c->mlp_t ? S : 0) * D, sizeof(float));
   w->attention_floats = attention_floats(m);
   w->scores = trm_alloc_zero(workers, w->attention_floats * sizeof(float));
-  if (!w->gemm || !w->h || !w->wide || !w->inner || !w->out || !w->scores) {
+  if (!w->gemm || (!in_place && !w->h) || !w->wide || !w->inner || !w->out || !w->scores) {
     trm_net_work_free(w);
     return trm_fail(TRM_E_NOMEM, "out of memory for the network's work memory (batch %zu)", batch);
   }
@@ -111,6 +115,7 @@ typedef struct rowwise {
   const trm_kernel *k;
   float *h;
   const float *add;
+  size_t add_ld; /* floats between rows of add (0: cols) */
   const float *gate_up;
   float *act;
   size_t cols, inter;
@@ -122,7 +127,7 @@ static void residual_rmsnorm_rows(const void *ctx, size_t first, size_t count) {
   const rowwise *r = ctx;
   for (size_t i = first; i < first + count; i++) {
     float *v = r->h + i * r->cols;
-    const float *a = r->add + i * r->cols;
+    const float *a = r->add + i * (r->add_ld ? r->add_ld : r->cols);
     float sum = 0.0f;
     for (size_t j = 0; j < r->cols; j++) {
       v[j] += a[j];
@@ -173,8 +178,7 @@ static void residual_rmsnorm_cols(const void *ctx, size_t first, size_t count) {
 typedef struct attention_job {
   const trm_model *m;
   trm_net_work *w;
-  float *qkv;   /* [slots*S, 3D], rope applied */
-  float *heads; /* [slots*S, D] */
+  float *qkv;   /* [slots*S, 3D], rope applied; each head's output replaces its queries */
   size_t slots;
 } attention_job;
 
@@ -212,52 +216,60 @@ static void attention_worker(void *ctx, size_t worker, size_t n_workers) {
   float scale = 1.0f / sqrtf((float)hd);
   for (size_t item = worker; item < j->slots * H; item += n_workers) {
     size_t slot = item / H, head = item % H;
-    const float *base = j->qkv + slot * S * 3 * D;
+    float *base = j->qkv + slot * S * 3 * D;
     trm_operand keys_t = {.data = base + D + head * hd, .ld = 3 * D, .trans = true};
     trm_packed keys = trm_pack_right_into(k, keys_t, hd, S, keys_buf);
     trm_packed values = trm_pack_right_into(k, matrix(base + 2 * D + head * hd, 3 * D), S, hd, values_buf);
     for (size_t q0 = 0; q0 < S; q0 += QUERY_BLOCK) {
       size_t rows = min_sz(QUERY_BLOCK, S - q0);
-      trm_gemm_single(k, gemm_buf, rows, S, hd, matrix(base + q0 * 3 * D + head * hd, 3 * D), weights(&keys),
-                      scores, S);
+      /* these queries are read once, into the scores: their output takes their place */
+      float *queries = base + q0 * 3 * D + head * hd;
+      trm_gemm_single(k, gemm_buf, rows, S, hd, matrix(queries, 3 * D), weights(&keys), scores, S);
       for (size_t i = 0; i < rows; i++) k->softmax(scores + i * S, S, scale);
-      trm_gemm_single(k, gemm_buf, rows, hd, S, matrix(scores, S), weights(&values),
-                      j->heads + (slot * S + q0) * D + head * hd, D);
+      trm_gemm_single(k, gemm_buf, rows, hd, S, matrix(scores, S), weights(&values), queries, 3 * D);
     }
   }
 }
 
-/* out = attention(h) for `slots` whole states in h [slots*S, D]; out may be w->wide (the qkv
- * buffer), which the last product no longer reads. */
-static void attention(const trm_model *m, trm_net_work *w, const trm_layer *layer, const float *h, size_t slots,
-                      float *out) {
+/* attention(h) for `slots` whole states in h [slots*S, D], into the qkv buffer w->wide: the
+ * heads' output lands in the query columns, and the o product, which reads them, writes the
+ * result to the key columns, [slots*S, D] with rows 3D apart. Returns where it is. */
+static const float *attention(const trm_model *m, trm_net_work *w, const trm_layer *layer, const float *h,
+                              size_t slots) {
   const trm_config *c = &m->cfg;
   size_t rows = slots * (size_t)c->state_len, D = (size_t)c->hidden_size;
-  attention_job job = {m, w, w->wide, w->inner, slots};
+  attention_job job = {m, w, w->wide, slots};
   gemm(m, w, rows, 3 * D, D, matrix(h, D), weights(&layer->qkv), job.qkv, 3 * D);
   if (c->pos_encodings == TRM_POS_ROPE) for_rows(w, rows, rope_rows, &job);
   trm_pool_run(w->pool, attention_worker, &job);
-  gemm(m, w, rows, D, D, matrix(job.heads, D), weights(&layer->o), out, D);
+  float *out = job.qkv + D;
+  gemm(m, w, rows, D, D, matrix(job.qkv, 3 * D), weights(&layer->o), out, 3 * D);
+  return out;
 }
 
 /* ---- the mixing step: token MLP ---- */
 
 /* h_slot = rmsnorm_over_S(h_slot + swiglu_t(h_slot^T)^T), with no transpose made: act =
  * swiglu(h^T W_gate_up^T) [D, inter_t] reads h^T in place (and fuses silu(gate) * up like the
- * channel MLP when the kernel can), then out = W_down act^T [S, D] reads act transposed. */
+ * channel MLP when the kernel can), then out = W_down act^T [S, D] reads act transposed.
+ * Channels are independent until the norm: they go through in slices of TOKEN_COLS, which
+ * bounds the activations' memory. */
 static void token_mlp(const trm_model *m, trm_net_work *w, const trm_layer *layer, float *h) {
   const trm_config *c = &m->cfg;
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t;
-  trm_operand h_t = {.data = h, .ld = D, .trans = true};
-  if (layer->mlpt_gate_up.swiglu) {
-    gemm(m, w, D, 2 * It, S, h_t, weights(&layer->mlpt_gate_up), w->inner, It);
-  } else {
-    gemm(m, w, D, 2 * It, S, h_t, weights(&layer->mlpt_gate_up), w->wide, 2 * It);
-    rowwise act = {.k = m->kernel, .gate_up = w->wide, .act = w->inner, .inter = It};
-    for_rows(w, D, swiglu_rows, &act);
+  for (size_t d0 = 0; d0 < D; d0 += TOKEN_COLS) {
+    size_t cols = min_sz(TOKEN_COLS, D - d0);
+    trm_operand h_t = {.data = h + d0, .ld = D, .trans = true};
+    if (layer->mlpt_gate_up.swiglu) {
+      gemm(m, w, cols, 2 * It, S, h_t, weights(&layer->mlpt_gate_up), w->inner, It);
+    } else {
+      gemm(m, w, cols, 2 * It, S, h_t, weights(&layer->mlpt_gate_up), w->wide, 2 * It);
+      rowwise act = {.k = m->kernel, .gate_up = w->wide, .act = w->inner, .inter = It};
+      for_rows(w, cols, swiglu_rows, &act);
+    }
+    trm_operand act_t = {.data = w->inner, .ld = It, .trans = true};
+    gemm(m, w, S, cols, It, weights(&layer->mlpt_down), act_t, w->out + d0, D);
   }
-  trm_operand act_t = {.data = w->inner, .ld = It, .trans = true};
-  gemm(m, w, S, D, It, weights(&layer->mlpt_down), act_t, w->out, D);
   rowwise norm = {.h = h, .add = w->out, .cols = D, .inter = S, .eps = (float)c->rms_norm_eps};
   for_rows(w, D, residual_rmsnorm_cols, &norm);
 }
@@ -291,8 +303,8 @@ static void blocks(const trm_model *m, trm_net_work *w, float *h, size_t slots) 
     if (c->mlp_t) {
       for (size_t s = 0; s < slots; s++) token_mlp(m, w, layer, h + s * S * D);
     } else {
-      attention(m, w, layer, h, slots, w->wide); /* the qkv buffer is free again for the output */
-      rowwise norm = {.h = h, .add = w->wide, .cols = D, .eps = eps};
+      const float *mixed = attention(m, w, layer, h, slots);
+      rowwise norm = {.h = h, .add = mixed, .add_ld = 3 * D, .cols = D, .eps = eps};
       for_rows(w, rows, residual_rmsnorm_rows, &norm);
     }
     /* rows are independent in the channel step: slices of MLP_ROWS bound the work memory */
@@ -330,12 +342,29 @@ static void scatter_rows(const void *ctx, size_t first, size_t count) {
   for (size_t i = first; i < first + count; i++) memcpy(g->target[i], g->h + i * g->state, g->state * sizeof(float));
 }
 
+/* target_i += a_i + b_i in place, for chunks of one state */
+static void inject_rows(const void *ctx, size_t first, size_t count) {
+  const gather_job *g = ctx;
+  float *t = g->target[0];
+  const float *a = g->a[0], *b = g->b ? g->b[0] : NULL;
+  for (size_t e = first; e < first + count; e++) t[e] = t[e] + (b ? a[e] + b[e] : a[e]);
+}
+
 void trm_net_call(const trm_model *m, trm_net_work *w, size_t n, float *const *target, const float *const *a,
                   const float *const *b) {
+  size_t state = (size_t)(m->cfg.state_len * m->cfg.hidden_size);
+  if (!w->h) { /* one state per chunk: each runs in its own target, as h = target + injection */
+    for (size_t i = 0; i < n; i++) {
+      gather_job g = {state, NULL, target + i, a + i, b ? b + i : NULL};
+      for_rows(w, state, inject_rows, &g);
+      blocks(m, w, target[i], 1);
+    }
+    return;
+  }
   /* states are independent: take them a chunk at a time through all the blocks */
   for (size_t s0 = 0; s0 < n; s0 += w->chunk_slots) {
     size_t slots = min_sz(w->chunk_slots, n - s0);
-    gather_job g = {(size_t)(m->cfg.state_len * m->cfg.hidden_size), w->h, target + s0, a + s0, b ? b + s0 : NULL};
+    gather_job g = {state, w->h, target + s0, a + s0, b ? b + s0 : NULL};
     for_rows(w, slots, gather_rows, &g);
     blocks(m, w, w->h, slots);
     for_rows(w, slots, scatter_rows, &g);

@@ -1776,6 +1776,45 @@ START_TEST(test_reference_mlp_t_learned) {
 }
 END_TEST
 
+/* The token MLP goes through the channels in slices of 256: a width that leaves a partial slice */
+START_TEST(test_reference_mlp_t_wide) {
+  mb_config c;
+  mb_default_config(&c);
+  c.weight_scale = 3.0;
+  c.mlp_t = true;
+  c.pos_encodings = "none";
+  c.hidden_size = 320;
+  c.L_layers = 1;
+  c.H_cycles = 1;
+  c.L_cycles = 1;
+  check_against_reference(&c, NULL, NULL);
+}
+END_TEST
+
+/* A batch of one runs each state in place, a larger batch gathers several states into one
+ * matrix of up to 128 rows: the two give bitwise the same result, for attention and the token
+ * MLP, with all four states in one chunk (S = 7) and in two chunks of two (S = 61). */
+START_TEST(test_batch_one_equals_gathered) {
+  mb_config c;
+  mb_default_config(&c);
+  c.mlp_t = _i % 2;
+  if (_i >= 2) c.seq_len = 60;
+  mb_model *mb = mb_build(&c);
+  fx f;
+  fx_from_builder(&f, mb);
+  trm_session *batch = new_session(&f, 4);
+  for (size_t k = 0; k < 4; k++) set_puzzle(&f, batch, k, (int)k + 1);
+  for (int step = 0; step < 2; step++) ck_assert_int_eq(trm_refine(batch, NULL), TRM_OK);
+  for (size_t k = 0; k < 4; k++) {
+    trm_session *one = fresh_run(&f, (int)k + 1, 2);
+    assert_same_state(&f, batch, k, one, 0);
+    trm_session_free(one);
+  }
+  trm_session_free(batch);
+  fx_free(&f);
+}
+END_TEST
+
 static Suite *api_suite(void) {
   Suite *s = suite_create("api");
   TCase *basic = tcase_create("basic");
@@ -1832,6 +1871,8 @@ static Suite *api_suite(void) {
   tcase_add_test(ref, test_reference_attention_none);
   tcase_add_test(ref, test_reference_mlp_t);
   tcase_add_test(ref, test_reference_mlp_t_learned);
+  tcase_add_test(ref, test_reference_mlp_t_wide);
+  tcase_add_loop_test(ref, test_batch_one_equals_gathered, 0, 4);
   suite_add_tcase(s, ref);
   return s;
 }

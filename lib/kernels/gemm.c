@@ -16,10 +16,11 @@
 
 #include <string.h>
 
-/* K slices: packed weights are read straight from their panels, so a slice can span all of K
- * that TRM uses (an A block of 128 x 1536 floats still fits L2); a B packed here is sliced
- * shorter to keep its buffer small. */
-enum { KC_PACKED = 1536, KC_RAW = 512, MC_ROWS = 128, NC_COLS = 256 };
+/* K slices: packed weights are read straight from their panels, so a slice can be long (an A
+ * block of 128 x 768 floats, 384 KiB, sits in L2 beside the weight panels streaming past; the
+ * 1536-long K of a SwiGLU down product takes two slices); a B packed here is sliced shorter to
+ * keep its buffer small. The packing buffers are most of a session's work memory. */
+enum { KC_PACKED = 768, KC_RAW = 512, MC_ROWS = 128, NC_COLS = 256 };
 
 static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
