@@ -23,8 +23,11 @@ B           := build/make
 
 LIB_SRCS := lib/error.c lib/model.c lib/session.c lib/net.c lib/pool.c \
             lib/format/json.c lib/format/safetensors.c lib/kernels/gemm.c lib/kernels/cpu.c \
-            lib/kernels/micro_scalar.c lib/kernels/micro_avx2.c lib/kernels/micro_avx512.c lib/kernels/micro_neon.c
-LIB_HDRS := include/trm.h lib/common.h lib/internal.h lib/format/json.h lib/format/safetensors.h lib/kernels/kernels.h
+            lib/kernels/micro_scalar.c lib/kernels/micro_avx2.c lib/kernels/micro_avx512.c lib/kernels/micro_neon.c \
+            lib/train/params.c lib/train/ops.c lib/train/net.c lib/train/loss.c lib/train/step.c lib/train/optim.c \
+            lib/train/loop.c lib/train/api.c lib/train/ckpt.c
+LIB_HDRS := include/trm.h lib/common.h lib/internal.h lib/format/json.h lib/format/safetensors.h lib/kernels/kernels.h \
+            lib/train/train.h
 PIC_OBJS := $(LIB_SRCS:%.c=$(B)/pic/%.o)
 STATIC_OBJS := $(LIB_SRCS:%.c=$(B)/static/%.o)
 

@@ -399,6 +399,226 @@ TRM_API trm_status trm_session_latent(const trm_session *s, size_t slot, trm_lat
 TRM_API trm_status trm_session_set_latent(trm_session *s, size_t slot, trm_latent which,
                                           const float *in, size_t n);
 
+
+/* ======================================================================================== */
+/* Training                                                                                  */
+/* ======================================================================================== */
+
+/**
+ * @brief A trainer: a model's weights being trained by the paper's method (TRM-SPEC.md
+ *        section 7), its optimiser state, EMA weights, data and the batch carried across steps.
+ *
+ * One thread at a time. Every step is deterministic for a seed and bitwise the same for every
+ * thread count; a checkpoint saved with trm_trainer_save_checkpoint() resumes bitwise exactly.
+ */
+typedef struct trm_trainer trm_trainer;
+
+/** @brief Optimisers for the dense weights (::TRM_TRAIN_OPTIMIZER). */
+typedef enum trm_optimizer {
+  TRM_OPTIMIZER_ADAM_ATAN2 = 0, /**< AdamATan2, as the reference trainer (the default). */
+  TRM_OPTIMIZER_ADAMW = 1       /**< PyTorch's AdamW (uses ::TRM_TRAIN_EPS). */
+} trm_optimizer;
+
+/** @brief Data augmentations applied on the fly to every sample drawn (::TRM_TRAIN_AUGMENT). */
+typedef enum trm_augment {
+  /** Sudoku for seq_len 81 / vocab 11, dihedral for square mazes (seq_len n*n, vocab 6), else none. The default. */
+  TRM_AUGMENT_AUTO = 0,
+  TRM_AUGMENT_NONE = 1,     /**< Samples as given. */
+  /** Digit permutation, band/stack and row/column-in-band shuffles, transpose (81 tokens: 0 pad, 1 blank, 2..10 digits). */
+  TRM_AUGMENT_SUDOKU = 2,
+  TRM_AUGMENT_DIHEDRAL = 3  /**< One of the 8 rotations/reflections of a square grid of seq_len tokens. */
+} trm_augment;
+
+/** @brief Which weights a saved or exported model holds. */
+typedef enum trm_weights {
+  TRM_WEIGHTS_EMA = 0, /**< The EMA of the weights (the trained weights while the EMA is off). The default. */
+  TRM_WEIGHTS_RAW = 1  /**< The weights the optimiser updates. */
+} trm_weights;
+
+/**
+ * @brief Training options, set with trm_trainer_set_option() (all values are doubles; integer
+ *        options take integral values). The config-text key of each is given in quotes.
+ */
+typedef enum trm_train_option {
+  TRM_TRAIN_LR = 1,                  /**< "lr": base learning rate, >= 0. Default 1e-4. */
+  TRM_TRAIN_LR_MIN_RATIO = 2,        /**< "lr_min_ratio": cosine floor as a fraction of lr, [0, 1]. Default 1 (constant after warm-up). */
+  TRM_TRAIN_WARMUP_STEPS = 3,        /**< "warmup_steps": linear warm-up from 0, >= 0. Default 2000. */
+  TRM_TRAIN_TOTAL_STEPS = 4,         /**< "total_steps": the cosine schedule's end, >= 0 (0: no decay). Default 0. */
+  TRM_TRAIN_WEIGHT_DECAY = 5,        /**< "weight_decay": decoupled, >= 0. Default 0.1. */
+  TRM_TRAIN_BETA1 = 6,               /**< "beta1", [0, 1). Default 0.9. */
+  TRM_TRAIN_BETA2 = 7,               /**< "beta2", [0, 1). Default 0.95. */
+  TRM_TRAIN_EPS = 8,                 /**< "eps": AdamW's epsilon, > 0. Default 1e-8. */
+  TRM_TRAIN_EMA = 9,                 /**< "ema": EMA rate mu in [0, 1); 0 turns the EMA off. Default 0.999. Before the first step only. */
+  TRM_TRAIN_PUZZLE_EMB_LR = 10,      /**< "puzzle_emb_lr": signSGD lr of the puzzle embeddings, >= 0. Default 1e-2. */
+  TRM_TRAIN_PUZZLE_EMB_WEIGHT_DECAY = 11, /**< "puzzle_emb_weight_decay", >= 0. Default 0.1. */
+  TRM_TRAIN_OPTIMIZER = 12,          /**< "optimizer": a ::trm_optimizer ("adam_atan2" or "adamw" in text). Before the first step only. */
+  TRM_TRAIN_BATCH = 13,              /**< "batch": slots trained together, [1, 65536]. Default 32. Before the first step only. */
+  TRM_TRAIN_THREADS = 14,            /**< "threads": worker threads, >= 0, 0 = one per CPU. Default 1. Results do not depend on it. */
+  TRM_TRAIN_SEED = 15,               /**< "seed": integer in [0, 2^53]: weight initialisation (config text only), data order, augmentations, halting exploration. Default 0. Before the first step only. */
+  TRM_TRAIN_HALT_EXPLORATION = 16,   /**< "halt_exploration_prob": probability of a random minimum of [2, halt_max_steps] steps, [0, 1]. Default 0.1. */
+  TRM_TRAIN_HALT_MAX_STEPS = 17,     /**< "halt_max_steps": supervision steps after which a sample is replaced, [1, 1024]; saved into models. Default: the model's. */
+  TRM_TRAIN_AUGMENT = 18             /**< "augment": a ::trm_augment ("auto", "none", "sudoku", "dihedral" in text). Before the first step only. */
+} trm_train_option;
+
+/**
+ * @brief What one training step did. ABI-extensible: the caller sets @c size
+ *        (sizeof(trm_train_metrics), or use ::TRM_TRAIN_METRICS_INIT).
+ *
+ * Loss and accuracies are over every slot of the step; the halted_* fields over the slots that
+ * halted at its end (their samples are replaced at the next step), as the reference reports.
+ */
+typedef struct trm_train_metrics {
+  size_t size;              /**< Set by the caller. */
+  int64_t step;             /**< Training steps done, this one included. */
+  uint64_t samples;         /**< Samples drawn from the data so far. */
+  double epoch;             /**< samples / data count. */
+  double lr;                /**< Learning rate of this step. */
+  double loss;              /**< Mean over slots of lm_loss + 0.5 q_halt_loss. */
+  double lm_loss;           /**< Mean over slots of the mean stablemax cross-entropy of its valid tokens. */
+  double q_halt_loss;       /**< Mean over slots of BCE(q_halt, exact). */
+  double token_accuracy;    /**< Valid tokens whose argmax is right / valid tokens. */
+  double exact_accuracy;    /**< Slots whose every valid token is right / slots. */
+  double q_halt_accuracy;   /**< Slots where (q_halt > 0) equals exactness / slots. */
+  size_t halted;            /**< Slots that halted at the end of this step. */
+  double halted_exact_accuracy; /**< Exact among the halted slots (0 when none halted). */
+  double halted_mean_steps; /**< Mean supervision steps the halted slots ran (0 when none). */
+} trm_train_metrics;
+
+/** @brief Initialiser: `trm_train_metrics m = TRM_TRAIN_METRICS_INIT;` */
+#define TRM_TRAIN_METRICS_INIT {sizeof(trm_train_metrics), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+/**
+ * @brief Creates a trainer of a new, randomly initialised model from a configuration text.
+ *
+ * The text holds `key = value` lines (blank lines and `#` comments allowed; a later line
+ * overrides an earlier one). Model keys: hidden_size, num_heads (default 1 with mlp_t, else
+ * required), L_layers, H_cycles, L_cycles, seq_len, vocab_size (required), expansion (default 4),
+ * puzzle_emb_ndim (default 0), puzzle_emb_len (0 = resolve), num_puzzle_identifiers (default 1),
+ * pos_encodings (rope|learned|none, default rope; none with mlp_t), mlp_t (true|false),
+ * halt_max_steps (default 16), rms_norm_eps, rope_theta. Every ::trm_train_option by its key.
+ * Weights are initialised as the reference does, from the seed.
+ * @param config The text (NUL-terminated).
+ * @param out Receives the trainer; untouched on failure.
+ * @return ::TRM_OK, ::TRM_E_INVALID (unknown key, bad value: the message names the line) or ::TRM_E_NOMEM.
+ */
+TRM_API trm_status trm_trainer_create(const char *config, trm_trainer **out);
+
+/**
+ * @brief Creates a trainer that continues training a model file's weights.
+ * @param model_path A libtrm model file (checked as trm_model_load() does).
+ * @param options NULL, or a text of `key = value` lines of ::trm_train_option keys only.
+ * @param out Receives the trainer; untouched on failure.
+ * @return As trm_model_load(), or ::TRM_E_INVALID for a bad option.
+ */
+TRM_API trm_status trm_trainer_create_from_model(const char *model_path, const char *options, trm_trainer **out);
+
+/**
+ * @brief Frees a trainer.
+ * @param t The trainer, or NULL (nothing happens).
+ */
+TRM_API void trm_trainer_free(trm_trainer *t);
+
+/**
+ * @brief Sets a ::trm_train_option.
+ * @param t The trainer.
+ * @param opt The option.
+ * @param value Its value (integral for integer options).
+ * @return ::TRM_OK, ::TRM_E_INVALID (unknown option or value out of range), ::TRM_E_STATE (an
+ *         option that is fixed once the first step has run) or ::TRM_E_NOMEM (threads).
+ */
+TRM_API trm_status trm_trainer_set_option(trm_trainer *t, trm_train_option opt, double value);
+
+/**
+ * @brief Reads a ::trm_train_option.
+ * @param t The trainer.
+ * @param opt The option.
+ * @param value Receives its value.
+ * @return ::TRM_OK or ::TRM_E_INVALID.
+ */
+TRM_API trm_status trm_trainer_get_option(const trm_trainer *t, trm_train_option opt, double *value);
+
+/**
+ * @brief Reads an integer fact: the model keys of trm_model_info() (not "isa"), and "step"
+ *        (training steps done), "samples" (samples drawn), "data_count" (samples held).
+ * @param t The trainer.
+ * @param key The name.
+ * @param value Receives the value.
+ * @return ::TRM_OK or ::TRM_E_INVALID.
+ */
+TRM_API trm_status trm_trainer_info(const trm_trainer *t, const char *key, int64_t *value);
+
+/**
+ * @brief Gives the trainer its training data (copied; the caller may free its arrays).
+ *
+ * The samples are drawn in an order shuffled per epoch from the seed, each augmented on the fly
+ * (::TRM_TRAIN_AUGMENT). Reading a data-set folder (.npy files) is the caller's job: `trm train`
+ * does it. Replacing the data restarts the data order at its first sample; the slots keep the
+ * samples they hold. After trm_trainer_load_checkpoint(), giving the same data (same values in
+ * the same order) continues the checkpoint's data order exactly.
+ * @param t The trainer.
+ * @param inputs @p count x seq_len token ids in [0, vocab_size).
+ * @param labels @p count x seq_len ids in [0, vocab_size), or @p ignore_label (not scored).
+ * @param puzzle_ids @p count ids in [0, num_puzzle_identifiers), or NULL (all 0).
+ * @param count Samples, >= 1.
+ * @param ignore_label The label value excluded from the loss (the data set's ignore_label_id; -100 if none).
+ * @return ::TRM_OK, ::TRM_E_INVALID (nothing changed; the message names the first bad value) or ::TRM_E_NOMEM.
+ */
+TRM_API trm_status trm_trainer_set_data(trm_trainer *t, const int32_t *inputs, const int32_t *labels,
+                                        const int32_t *puzzle_ids, size_t count, int32_t ignore_label);
+
+/**
+ * @brief Runs one training step.
+ *
+ * Slots that halted (all of them at the first step) take the next samples of the data and
+ * restart from y = H_init, z = L_init. Every slot then runs one supervision step (the last
+ * H-cycle with gradient), the loss is backpropagated, each slot's step count grows, slots halt
+ * when q_halt > 0 (unless a random minimum from ::TRM_TRAIN_HALT_EXPLORATION holds them) or at
+ * halt_max_steps, and the optimiser, signSGD on the puzzle embeddings and the EMA update the weights.
+ * @param t The trainer.
+ * @param metrics NULL, or metrics whose @c size the caller has set; receives the step's figures.
+ * @return ::TRM_OK, ::TRM_E_STATE (no data), ::TRM_E_NOMEM (first step: work memory) or
+ *         ::TRM_E_INVALID (bad @p metrics size).
+ */
+TRM_API trm_status trm_trainer_step(trm_trainer *t, trm_train_metrics *metrics);
+
+/**
+ * @brief Writes the trained model as a libtrm model file that trm_model_load() reads.
+ * @param t The trainer.
+ * @param path The file (written to a temporary name, then renamed).
+ * @param which ::TRM_WEIGHTS_EMA or ::TRM_WEIGHTS_RAW.
+ * @return ::TRM_OK, ::TRM_E_INVALID, ::TRM_E_IO or ::TRM_E_NOMEM.
+ */
+TRM_API trm_status trm_trainer_save_model(const trm_trainer *t, const char *path, trm_weights which);
+
+/**
+ * @brief The trained model as an inference model (a copy: later steps do not change it).
+ * @param t The trainer.
+ * @param which ::TRM_WEIGHTS_EMA or ::TRM_WEIGHTS_RAW.
+ * @param out Receives the model, to free with trm_model_free().
+ * @return ::TRM_OK, ::TRM_E_INVALID or ::TRM_E_NOMEM.
+ */
+TRM_API trm_status trm_trainer_model(const trm_trainer *t, trm_weights which, trm_model **out);
+
+/**
+ * @brief Writes a checkpoint: configuration, options, weights, optimiser moments, EMA, step,
+ *        the data order's position and the carried slots (their samples, y, z and step counts).
+ *
+ * A safetensors file (see TRAINING.md); the data itself is not in it, only its fingerprint.
+ * @param t The trainer.
+ * @param path The file (written to a temporary name, then renamed).
+ * @return ::TRM_OK, ::TRM_E_INVALID, ::TRM_E_IO or ::TRM_E_NOMEM.
+ */
+TRM_API trm_status trm_trainer_save_checkpoint(const trm_trainer *t, const char *path);
+
+/**
+ * @brief Creates a trainer from a checkpoint. Given the same data, its steps are bitwise those
+ *        the saved trainer would have run.
+ * @param path The checkpoint file.
+ * @param out Receives the trainer; untouched on failure.
+ * @return ::TRM_OK, ::TRM_E_INVALID, ::TRM_E_IO, ::TRM_E_FORMAT or ::TRM_E_NOMEM.
+ */
+TRM_API trm_status trm_trainer_load_checkpoint(const char *path, trm_trainer **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -198,7 +198,7 @@ trm_status trm_tr_params_alloc(const trm_config *c, trm_tr_params *p) {
   }
   trm_status st = ok ? trm_tr_dense_view(p, data, &p->w) : trm_fail(TRM_E_NOMEM, "out of memory for parameters");
   if (st != TRM_OK) {
-    trm_release(data);
+    if (p->w.data != data) trm_release(data); /* a failed view may already hold it */
     trm_tr_params_free(p);
   }
   return st;

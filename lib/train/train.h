@@ -271,4 +271,75 @@ TRM_HIDDEN void trm_tr_ema(float *shadow, const float *p, size_t n, double mu);
 TRM_HIDDEN trm_status trm_tr_signsgd_rows(float *table, size_t n_rows, size_t ndim, const int32_t *ids,
                                           const float *dpuzzle, size_t B, double lr, double weight_decay);
 
+
+/* ==== The trainer (loop.c, api.c, ckpt.c): the public trm_trainer of include/trm.h ==== */
+
+/* Training options (the values behind trm_trainer_set_option). */
+typedef struct trm_tr_options {
+  double lr, lr_min_ratio, weight_decay, beta1, beta2, eps, ema;
+  double puzzle_emb_lr, puzzle_emb_weight_decay, halt_exploration_prob;
+  int64_t warmup_steps, total_steps, batch, threads, halt_max_steps;
+  int optimizer;       /* trm_optimizer */
+  int augment;         /* trm_augment as asked */
+  uint64_t seed;
+} trm_tr_options;
+
+struct trm_trainer {
+  trm_tr_params p;
+  trm_tr_options opt;
+  trm_tr_ctx ctx;
+  bool ctx_ready;
+  float *grad, *m, *v, *ema; /* [p.floats] each; ema NULL while the EMA is off */
+  trm_tr_dense g;            /* the gradient's view */
+  /* the data, copied: count samples of seq_len tokens and labels, and a puzzle id each */
+  int32_t *inputs, *labels, *ids;
+  size_t count;
+  int32_t ignore_label;
+  uint64_t data_hash;
+  bool resume_pending;       /* loaded from a checkpoint, no data yet: same data keeps its order */
+  uint64_t resume_hash, resume_count;
+  int aug_kind;              /* trm_augment resolved for this configuration (never AUTO) */
+  uint32_t *order;           /* this epoch's permutation of [0, count) */
+  uint64_t order_epoch;      /* the epoch order[] holds; UINT64_MAX when none */
+  uint64_t drawn;            /* samples drawn from the stream so far */
+  int64_t step;              /* training steps done */
+  /* the B slots carried across steps (allocated at the first step) */
+  size_t B;
+  trm_tr_work work;
+  float *y, *z;              /* [B*S, D] */
+  int32_t *slot_tokens, *slot_labels, *slot_ids; /* [B, seq], [B, seq], [B] */
+  int32_t *slot_steps;       /* supervision steps each slot has run on its sample */
+  uint8_t *slot_halted;      /* 1: takes a new sample at the next step */
+  uint8_t *exact;            /* [B] scratch */
+  int32_t *aug_scratch;      /* [seq_len] */
+  bool expansion_known;      /* cfg.expansion describes the widths (written to saved models) */
+};
+
+/* Frees everything a trainer holds and the trainer. */
+TRM_HIDDEN void trm_tr_trainer_destroy(trm_trainer *t);
+/* Allocates the slots and work memory for t->opt.batch (once, before the first step). */
+TRM_HIDDEN trm_status trm_tr_trainer_prepare(trm_trainer *t);
+/* (Re)creates the compute context for t->opt.threads. */
+TRM_HIDDEN trm_status trm_tr_trainer_threads(trm_trainer *t);
+/* The stream's k-th sample into slot b (augmented as t->aug_kind says). */
+TRM_HIDDEN trm_status trm_tr_draw(trm_trainer *t, size_t b);
+/* One training step (loop.c). */
+TRM_HIDDEN trm_status trm_tr_train_step(trm_trainer *t, trm_train_metrics *out);
+/* A counter-based random number: the same (seed, stream, a, b) always gives the same value. */
+TRM_HIDDEN uint64_t trm_tr_random(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b);
+/* FNV-1a of the data (order-sensitive), to recognise the data set a checkpoint was made on. */
+TRM_HIDDEN uint64_t trm_tr_data_hash(const trm_trainer *t);
+/* Sudoku (81 tokens: 0 pad, 1 blank, 2..10 digits) and dihedral (side x side) augmentations,
+ * applied in place to tokens and labels from the random value r (scratch: side*side values). */
+TRM_HIDDEN void trm_tr_augment_sudoku(int32_t *tokens, int32_t *labels, uint64_t r);
+TRM_HIDDEN void trm_tr_augment_dihedral(int32_t *tokens, int32_t *labels, size_t side, uint64_t r, int32_t *scratch);
+
+/* A libtrm model file of the trainer's weights (EMA ones when ema is true and the EMA runs):
+ * the whole file in a new trm_alloc block. */
+TRM_HIDDEN trm_status trm_tr_model_bytes(const trm_trainer *t, bool ema, uint8_t **out, size_t *size);
+TRM_HIDDEN trm_status trm_tr_checkpoint_save(const trm_trainer *t, const char *path);
+TRM_HIDDEN trm_status trm_tr_checkpoint_load(const char *path, trm_trainer **out);
+/* Writes size bytes to path through a temporary file renamed into place. */
+TRM_HIDDEN trm_status trm_tr_write_file(const char *path, const uint8_t *data, size_t size);
+
 #endif
