@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -428,6 +430,55 @@ START_TEST(test_corruption) {
 }
 END_TEST
 
+/* A write that fails half way (here: the file-size limit, as a full disk would) reports it and
+ * leaves what PATH held before untouched, with no temporary file behind. */
+START_TEST(test_writer_failure_keeps_old_file) {
+  char path[512], tmp[600], err[512];
+  snprintf(path, sizeof path, "%s/keep.npy", tmpdir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  unlink(tmp);
+  int64_t old_shape[1] = {3}, old_values[3] = {7, 8, 9};
+  ck_assert_msg(npy_write(path, NPY_INT32, 1, old_shape, old_values, err, sizeof err) == 0, "%s", err);
+
+  enum { COUNT = 1 << 16 };
+  int64_t *values = calloc(COUNT, sizeof *values);
+  ck_assert_ptr_nonnull(values);
+  int64_t shape[1] = {COUNT};
+  struct rlimit saved;
+  ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  struct rlimit small = {16384, saved.rlim_max};
+  void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+  ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+  int rc = npy_write(path, NPY_INT32, 1, shape, values, err, sizeof err);
+  setrlimit(RLIMIT_FSIZE, &saved);
+  signal(SIGXFSZ, old_handler);
+  free(values);
+  ck_assert_int_eq(rc, -1);
+  ck_assert_msg(strncmp(err, path, strlen(path)) == 0 && strstr(err, "write failed"), "%s", err);
+
+  npy_array a;
+  ck_assert_msg(npy_read(path, &a, err, sizeof err) == 0, "the old file is gone: %s", err);
+  ck_assert_int_eq(a.count, 3);
+  ck_assert_int_eq(a.data[2], 9);
+  npy_free(&a);
+  ck_assert_msg(access(tmp, F_OK) != 0, "%s left behind", tmp);
+}
+END_TEST
+
+/* A small file whose header promises a huge array is truncated, found without allocating
+ * what the header claims (which would fail as "out of memory" or take gigabytes). */
+START_TEST(test_huge_shape_small_file) {
+  char path[512], err[512];
+  snprintf(path, sizeof path, "%s/huge.npy", tmpdir);
+  unsigned char buf[256];
+  size_t len = build(buf, 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (1000000000000,), }\n", 16);
+  spit(path, buf, len);
+  npy_array a;
+  assert_refused(npy_read(path, &a, err, sizeof err), &a, err, path);
+  ck_assert_msg(strstr(err, "truncated data") != NULL, "%s", err);
+}
+END_TEST
+
 START_TEST(test_dtype_names) {
   ck_assert_str_eq(npy_dtype_name(NPY_INT8), "int8");
   ck_assert_str_eq(npy_dtype_name(NPY_UINT64), "uint64");
@@ -458,6 +509,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_truncations);
   tcase_add_test(tc, test_corruption);
   tcase_add_test(tc, test_dtype_names);
+  tcase_add_test(tc, test_writer_failure_keeps_old_file);
+  tcase_add_test(tc, test_huge_shape_small_file);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -1,6 +1,8 @@
 /* NumPy .npy reader and writer for integer arrays (see npy.h). The header is a Python dict
  * literal; it is parsed strictly rather than evaluated: exactly the keys 'descr',
  * 'fortran_order' and 'shape', each once, with the literal forms numpy writes. */
+#define _POSIX_C_SOURCE 200809L /* fileno, fstat, fsync */
+
 #include "npy.h"
 
 #include <errno.h>
@@ -9,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* numpy itself refuses headers above 10000 bytes unless told otherwise; ours are ~128 */
 #define NPY_MAX_HEADER 10000
@@ -291,6 +295,14 @@ int npy_read(const char *path, npy_array *out, char *err, size_t err_len) {
   if (!why) why = parse_header(header, hlen, &parsed, &fortran);
   if (!why) why = finish_header(&parsed, fortran, &data_bytes);
   free(header);
+  /* a regular file's size tells at once whether the data the header promises is there, before
+   * allocating for it: a small file must not claim gigabytes and fail as "out of memory" */
+  struct stat info;
+  if (!why && fstat(fileno(fp), &info) == 0 && S_ISREG(info.st_mode)) {
+    uint64_t have = (uint64_t)info.st_size > offset + hlen ? (uint64_t)info.st_size - offset - hlen : 0;
+    if (have < data_bytes) why = "truncated data";
+    else if (have > data_bytes) why = "trailing data after the array";
+  }
   if (!why && !(parsed.data = alloc_values(parsed.count))) why = "out of memory";
   if (!why) {
     /* read the raw bytes into the tail of the value buffer and widen forward in place: value i
@@ -369,8 +381,19 @@ int npy_write(const char *path, npy_dtype dtype, int ndim, const int64_t *shape,
   n += (int)pad;
   header[n++] = '\n';
 
-  FILE *fp = fopen(path, "wb");
-  if (!fp) return failf(err, err_len, path, "cannot create: %s", strerror(errno));
+  /* written to PATH.tmp and renamed over PATH once complete and synced: PATH is never a partly
+   * written file (an interrupted run, a full disk), and a failure leaves its old contents */
+  size_t path_len = strlen(path);
+  char *tmp = malloc(path_len + 5);
+  if (!tmp) return failf(err, err_len, path, "out of memory");
+  memcpy(tmp, path, path_len);
+  memcpy(tmp + path_len, ".tmp", 5);
+  FILE *fp = fopen(tmp, "wb");
+  if (!fp) {
+    int saved = errno;
+    free(tmp);
+    return failf(err, err_len, path, "cannot create %s.tmp: %s", path, strerror(saved));
+  }
   unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xff),
                            (unsigned char)(n >> 8)};
   bool ok = fwrite(pre, 1, sizeof pre, fp) == sizeof pre && fwrite(header, 1, (size_t)n, fp) == (size_t)n;
@@ -385,14 +408,21 @@ int npy_write(const char *path, npy_dtype dtype, int ndim, const int64_t *shape,
     }
   }
   if (ok && used) ok = fwrite(buf, 1, used, fp) == used;
+  if (ok) ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
   int saved = errno;
   if (fclose(fp) != 0 && ok) {
     ok = false;
     saved = errno;
   }
+  if (ok && rename(tmp, path) != 0) {
+    ok = false;
+    saved = errno;
+  }
   if (!ok) {
-    remove(path);
+    remove(tmp);
+    free(tmp);
     return failf(err, err_len, path, "write failed: %s", strerror(saved));
   }
+  free(tmp);
   return 0;
 }

@@ -34,8 +34,9 @@ int npy_parse(const void *bytes, size_t len, const char *name, npy_array *out, c
               size_t err_len);
 
 /* Writes COUNT = product(SHAPE) values as DTYPE (version 1.0, little-endian, C order).
- * Returns 0, or -1 with a message in ERR if a value does not fit DTYPE or the write fails
- * (a partly written file is removed). */
+ * Returns 0, or -1 with a message in ERR if a value does not fit DTYPE or the write fails.
+ * The file is written as PATH.tmp, synced and renamed over PATH once complete, so PATH never
+ * holds a partly written array: after a failure (or an interrupted run) it is as it was. */
 int npy_write(const char *path, npy_dtype dtype, int ndim, const int64_t *shape,
               const int64_t *data, char *err, size_t err_len);
 
