@@ -546,16 +546,46 @@ def test_arguments():
         check(rc == 1 and err.count("\n") == 1 and err.startswith("trm: data"), "failure %s: rc %d, stderr %r" % (args, rc, err))
 
 
+# ---- a run that fails while writing ----
+
+def test_failed_write():
+    """A run that fails (or is killed) part way through writing a split must not leave a split
+    that passes for complete: dataset.json, which every reader opens first, is written last,
+    and no array is ever left half written under its own name."""
+    out = tmp("failed_write")
+    generate("sudoku", "--count", 20, "--test-count", 5, "--seed", 1, "--out", out)
+    test_dir = os.path.join(out, "test")
+    labels = os.path.join(test_dir, "all__labels.npy")
+    os.remove(labels)
+    os.mkdir(labels)  # the labels of the next run cannot be put there
+    rc, _, err = run("sudoku", "--count", 20, "--test-count", 5, "--seed", 2, "--out", out)
+    check(rc == 1 and err.count("\n") == 1 and "all__labels.npy" in err,
+          "failed write: rc 1 and one line naming the file: rc %d, %r" % (rc, err))
+    check(not os.path.exists(os.path.join(test_dir, "dataset.json")),
+          "failed write: the unfinished split has no dataset.json (it would pass for a complete set "
+          "with the new inputs and whatever labels were there)")
+    leftovers = [f for f in os.listdir(test_dir) if f.endswith(".tmp")]
+    check(not leftovers, "failed write: temporary files left behind: %s" % leftovers)
+    # the train split, written before, is complete and is the new run's
+    fresh = tmp("failed_write_ref")
+    generate("sudoku", "--count", 20, "--test-count", 5, "--seed", 2, "--out", fresh)
+    names = sorted(os.listdir(os.path.join(fresh, "train")))
+    check(sorted(os.listdir(os.path.join(out, "train"))) == names and all(
+        open(os.path.join(out, "train", f), "rb").read() == open(os.path.join(fresh, "train", f), "rb").read()
+        for f in names), "failed write: the train split written before the failure is complete")
+
+
 def main():
     global ARGS
     p = argparse.ArgumentParser()
     p.add_argument("--trm", required=True)
     p.add_argument("--npydump", required=True)
     p.add_argument("--tmp", required=True)
-    p.add_argument("--only", choices=["sudoku", "maze", "arc", "arguments"])
+    p.add_argument("--only", choices=["sudoku", "maze", "arc", "arguments", "failed_write"])
     ARGS = p.parse_args()
     os.makedirs(ARGS.tmp, exist_ok=True)
-    for name, fn in (("sudoku", test_sudoku), ("maze", test_maze), ("arc", test_arc), ("arguments", test_arguments)):
+    for name, fn in (("sudoku", test_sudoku), ("maze", test_maze), ("arc", test_arc), ("arguments", test_arguments),
+                     ("failed_write", test_failed_write)):
         if ARGS.only and ARGS.only != name:
             continue
         before = len(FAILURES)

@@ -1,4 +1,6 @@
 /* `trm data`: the dispatcher and what the generators share (see data.h). */
+#define _POSIX_C_SOURCE 200809L /* fileno, fsync */
+
 #include "data.h"
 
 #include <errno.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "../common/npy.h"
 #include "commands.h"
@@ -306,26 +309,48 @@ static void json_string_out(FILE *fp, const char *s) {
   fputc('"', fp);
 }
 
-static int close_checked(FILE *fp, const char *path) {
-  bool bad = ferror(fp) != 0;
-  if (fclose(fp) != 0) bad = true;
-  if (bad) {
-    remove(path);
-    return io_error(path, "write failed");
+/* Text files are written as PATH.tmp and renamed over PATH once complete and synced (as
+ * npy_write does for the arrays), so no file is ever left half written under its own name. */
+static FILE *open_tmp(const char *path, char *tmp, size_t tmp_len) {
+  int n = snprintf(tmp, tmp_len, "%s.tmp", path);
+  if (n < 0 || (size_t)n >= tmp_len) {
+    io_error(path, "path too long");
+    return NULL;
+  }
+  FILE *fp = fopen(tmp, "w");
+  if (!fp) io_error(tmp, strerror(errno));
+  return fp;
+}
+
+static int commit_tmp(FILE *fp, const char *tmp, const char *path) {
+  bool ok = ferror(fp) == 0 && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+  int saved = errno;
+  if (fclose(fp) != 0 && ok) {
+    ok = false;
+    saved = errno;
+  }
+  if (ok && rename(tmp, path) != 0) {
+    ok = false;
+    saved = errno;
+  }
+  if (!ok) {
+    remove(tmp);
+    return io_error(path, saved ? strerror(saved) : "write failed");
   }
   return 0;
 }
 
 static int write_identifiers_file(const char *path, const data_meta *meta) {
-  FILE *fp = fopen(path, "w");
-  if (!fp) return io_error(path, strerror(errno));
+  char tmp[4400];
+  FILE *fp = open_tmp(path, tmp, sizeof tmp);
+  if (!fp) return 1;
   fputc('[', fp);
   for (int64_t i = 0; i < meta->num_puzzle_identifiers; i++) {
     if (i) fputs(", ", fp);
     json_string_out(fp, meta->identifier_names[i]);
   }
   fputc(']', fp);
-  return close_checked(fp, path);
+  return commit_tmp(fp, tmp, path);
 }
 
 int data_write_identifiers(const char *dir, const data_meta *meta) {
@@ -363,23 +388,20 @@ int data_split_write(const data_split *split, const char *dir, const char *name,
   if (split->oom) return io_error(sub, "out of memory");
   if (data_make_dir(sub)) return 1;
 
-  char path[4300];
+  /* dataset.json, which every reader opens first, goes last: until the whole split is written
+   * the folder has none, so a failed or interrupted run never leaves a split that passes for
+   * complete (say, with new inputs and the labels of an earlier run) */
+  char path[4300], tmp[4400];
   if (!join_path(path, sizeof path, sub, "dataset.json")) return io_error(sub, "path too long");
-  FILE *fp = fopen(path, "w");
-  if (!fp) return io_error(path, strerror(errno));
-  char mean[64];
-  python_float(split->puzzles ? (double)split->examples / (double)split->puzzles : 0.0, mean, sizeof mean);
-  /* the field order and separators of the reference's json.dump(PuzzleDatasetMetadata) */
-  fprintf(fp,
-          "{\"pad_id\": 0, \"ignore_label_id\": 0, \"blank_identifier_id\": 0, \"vocab_size\": %d, "
-          "\"seq_len\": %d, \"num_puzzle_identifiers\": %lld, \"total_groups\": %lld, "
-          "\"mean_puzzle_examples\": %s, \"total_puzzles\": %lld, \"sets\": [\"all\"]}",
-          meta->vocab_size, split->seq_len, (long long)meta->num_puzzle_identifiers,
-          (long long)split->groups, mean, (long long)split->puzzles);
-  if (close_checked(fp, path)) return 1;
-  if (!join_path(path, sizeof path, sub, "identifiers.json")) return io_error(sub, "path too long");
-  if (write_identifiers_file(path, meta)) return 1;
+  if (remove(path) != 0 && errno != ENOENT) return io_error(path, strerror(errno));
+  char ratings_path[4300];
+  if (!join_path(ratings_path, sizeof ratings_path, sub, "ratings.npy")) return io_error(sub, "path too long");
+  if (!split->ratings && remove(ratings_path) != 0 && errno != ENOENT)  /* an earlier set's */
+    return io_error(ratings_path, strerror(errno));
 
+  char identifiers_path[4300];
+  if (!join_path(identifiers_path, sizeof identifiers_path, sub, "identifiers.json")) return io_error(sub, "path too long");
+  if (write_identifiers_file(identifiers_path, meta)) return 1;
   if (write_tokens(sub, "all__inputs.npy", split->inputs, split->examples, split->seq_len) ||
       write_tokens(sub, "all__labels.npy", split->labels, split->examples, split->seq_len))
     return 1;
@@ -394,7 +416,19 @@ int data_split_write(const data_split *split, const char *dir, const char *name,
     int64_t n = split->examples;
     if (write_array(sub, "ratings.npy", NPY_INT32, 1, &n, split->examples ? split->ratings : &none)) return 1;
   }
-  return 0;
+
+  FILE *fp = open_tmp(path, tmp, sizeof tmp);
+  if (!fp) return 1;
+  char mean[64];
+  python_float(split->puzzles ? (double)split->examples / (double)split->puzzles : 0.0, mean, sizeof mean);
+  /* the field order and separators of the reference's json.dump(PuzzleDatasetMetadata) */
+  fprintf(fp,
+          "{\"pad_id\": 0, \"ignore_label_id\": 0, \"blank_identifier_id\": 0, \"vocab_size\": %d, "
+          "\"seq_len\": %d, \"num_puzzle_identifiers\": %lld, \"total_groups\": %lld, "
+          "\"mean_puzzle_examples\": %s, \"total_puzzles\": %lld, \"sets\": [\"all\"]}",
+          meta->vocab_size, split->seq_len, (long long)meta->num_puzzle_identifiers,
+          (long long)split->groups, mean, (long long)split->puzzles);
+  return commit_tmp(fp, tmp, path);
 }
 
 /* ---- arguments ---- */

@@ -69,8 +69,10 @@ typedef struct {
 } data_meta;
 
 /* Writes DIR/NAME/ (created if needed) with dataset.json, identifiers.json and the arrays, plus
- * ratings.npy (int32 [examples]) when the split has ratings. Returns 0, or 1 after printing
- * "trm data: PATH: problem" on stderr. */
+ * ratings.npy (int32 [examples]) when the split has ratings. Every file is written under a
+ * temporary name and renamed once complete; an earlier dataset.json is removed first and the new
+ * one written last, so a split is only ever marked complete once it is. Returns 0, or 1 after
+ * printing "trm: data: PATH: problem" on stderr. */
 int data_split_write(const data_split *split, const char *dir, const char *name, const data_meta *meta);
 /* Writes DIR/identifiers.json; same return convention. */
 int data_write_identifiers(const char *dir, const data_meta *meta);
