@@ -1,10 +1,12 @@
 # Fuzzing (tests/fuzz/, docs/RELIABILITY.md).
 #
 #   make check-fuzz-corpus      every file of tests/fuzz/corpus/<target>/ through its target once, built with
-#                               $(CC) and a plain driver (tests/fuzz/replay.c): no clang needed. Part of `make check`.
+#                               $(CC) and a plain driver (tests/fuzz/replay.c): no clang needed; and
+#                               tests/fuzz/regressions.c, the fixed outcome of each bug fuzzing found. Part of `make check`.
 #   make fuzz [FUZZ_SECONDS=60] each target under libFuzzer (clang, with ASan and UBSan) for FUZZ_SECONDS;
 #                               new inputs go to $(B)/fuzz/corpus/<target>, crashes to $(B)/fuzz/artifacts/<target>
 #   make fuzz-ci                each target for 30 s
+#   make fuzz-corpus            regenerates the seeds (tests/fuzz/make_corpus.c, make_npy_corpus.py)
 #
 # A crash found by fuzzing is fixed, and its input is added to tests/fuzz/corpus/<target>/ as a regression.
 # fuzz_npy needs tools/common/npy.c and is skipped while that file is missing.
@@ -44,10 +46,23 @@ $(B)/fuzz-replay/fuzz_$(1): tests/fuzz/fuzz_$(1).c tests/fuzz/replay.c tests/fuz
 endef
 $(foreach t,$(FUZZ_ALL),$(eval $(call FUZZ_TARGET_RULES,$(t))))
 
-.PHONY: check-fuzz-corpus fuzz fuzz-ci fuzz-check-cc
+.PHONY: check-fuzz-corpus fuzz fuzz-ci fuzz-check-cc fuzz-corpus
 
-check-fuzz-corpus: $(FUZZ_TARGETS:%=$(B)/fuzz-replay/fuzz_%)
+# Rewrites the generated seeds in tests/fuzz/corpus (deterministic: the same files each time); not part of any check.
+fuzz-corpus:
+	@mkdir -p $(B)/fuzz-replay
+	$(CC) $(WARNINGS) $(CFLAGS) tests/fuzz/make_corpus.c tests/model_builder.c -o $(B)/fuzz-replay/make_corpus -lm
+	$(B)/fuzz-replay/make_corpus tests/fuzz/corpus
+	$(PYTHON) tests/fuzz/make_npy_corpus.py tests/fuzz/corpus/npy
+
+# the fixed outcome of each bug fuzzing found, on its input in the corpus
+$(B)/fuzz-replay/regressions: tests/fuzz/regressions.c include/trm.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARNINGS) -Iinclude $(CFLAGS) $< -o $@ $(STATIC) -lm -pthread
+
+check-fuzz-corpus: $(FUZZ_TARGETS:%=$(B)/fuzz-replay/fuzz_%) $(B)/fuzz-replay/regressions
 	@for t in $(FUZZ_TARGETS); do $(TEST_RUNNER) $(B)/fuzz-replay/fuzz_$$t tests/fuzz/corpus/$$t || exit 1; done
+	@$(TEST_RUNNER) $(B)/fuzz-replay/regressions tests/fuzz/corpus
 	@$(if $(wildcard tools/common/npy.c),:,echo "check-fuzz-corpus: fuzz_npy SKIPPED: tools/common/npy.c is missing")
 
 fuzz-check-cc:
