@@ -12,7 +12,8 @@ gdb in pure Python, trm_session_answer() called in the inferior), and the C++ ex
 one stop after every trm_refine() (plus the final one that returns TRM_HALTED), the step
 counters advancing by one, each slot's state, the answer drawn as a grid when seq_len is a square,
 and the answer and q_halt equal to those the program prints itself. Then checks that the
-auto-load script next to the library loads the printers with no `source` at all.
+auto-load script next to the library loads the printers with no `source` at all, and that damaged
+or unset structs (garbage, zeroes, a model claiming a huge vocabulary) print as such.
 Run from the repository root. Exit status 0 when every check passes.
 """
 
@@ -175,6 +176,45 @@ def main():
         print("---- gdb printed:\n" + output)
         return 1
     print("check-gdb: auto-load: printers loaded with the library; answer equal to the program's")
+
+    # damaged and unset structs: the printers say so on one line and gdb carries on (a printer
+    # that raised would abort the script; one that read what a garbage size claims could hang)
+    alloc = "((void *(*)(unsigned long)) malloc)"
+    fill = "((void *(*)(void *, int, unsigned long)) memset)"
+    copy = "((void *(*)(void *, const void *, unsigned long)) memcpy)"
+    commands = [
+        "set breakpoint pending on", "break trm_refine", "run",
+        # all bytes 0x41: the model pointer leads nowhere
+        "set $g = (struct trm_session *) %s(sizeof(struct trm_session))" % alloc,
+        "call (void) %s($g, 0x41, sizeof(struct trm_session))" % fill, "print *$g",
+        # zeroed, as before initialisation
+        "set $z = (struct trm_model *) %s(sizeof(struct trm_model))" % alloc,
+        "call (void) %s($z, 0, sizeof(struct trm_model))" % fill, "print *$z",
+        "set var $g->model = $z", "print *$g",
+        # the real session on a copy of its model that claims a vocabulary of 16 million
+        "set $m = (struct trm_model *) %s(sizeof(struct trm_model))" % alloc,
+        "call (void) %s($m, s->model, sizeof(struct trm_model))" % copy,
+        "set var $m->cfg.vocab_size = 16000000",
+        "set $c = (struct trm_session *) %s(sizeof(struct trm_session))" % alloc,
+        "call (void) %s($c, s, sizeof(struct trm_session))" % copy,
+        "set var $c->model = $m", "print *$c",
+        "echo damaged: done\\n",
+    ]
+    rc, output = run([gdb, "-nx", "-batch", "-x", "tools/gdb/libtrm.py"] +
+                     [a for c in commands for a in ("-ex", c)] + ["--args", step, model])
+    prints = re.findall(r"^\$\d+ = (.*)$", output, re.M)
+    check(len(prints) == 4 and "damaged: done" in output, "damaged structs: 4 prints and gdb carried on: %s" % prints)
+    if len(prints) == 4:
+        check(prints[0].startswith("trm_session <unreadable: Cannot access memory"),
+              "damaged session (0x41 bytes): %s" % prints[0])
+        check(prints[1].startswith("trm_model <not initialised"), "zeroed model: %s" % prints[1])
+        check(prints[2].startswith("trm_session <not initialised"), "session of a zeroed model: %s" % prints[2])
+        check(prints[3].startswith("trm_session {batch 1,") and re.search(r"answer: <not decoded: ", output),
+              "session whose model claims 16M tokens: printed, the answer not decoded: %s" % prints[3])
+    if failures:
+        print("---- gdb printed:\n" + output)
+        return 1
+    print("check-gdb: damaged and unset structs print as such")
     return 0
 
 

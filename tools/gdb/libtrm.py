@@ -368,10 +368,10 @@ class _RefineReturn(gdb.Breakpoint):
     trm::Session::refine_once() is in C++ programs): it checks for a frame that does not exist
     at the return address. This checks the thread and the stack pointer instead."""
 
-    def __init__(self, return_pc, entry_sp, session, event):
+    def __init__(self, return_pc, caller_sp, session, event):
         super().__init__("*0x%x" % return_pc, internal=True, temporary=True)
         self.thread = gdb.selected_thread().global_num
-        self.entry_sp = entry_sp
+        self.caller_sp = caller_sp
         self.session = session
         self.event = event
 
@@ -379,7 +379,11 @@ class _RefineReturn(gdb.Breakpoint):
         if gdb.selected_thread().global_num != self.thread:
             return False
         frame = gdb.newest_frame()
-        if int(frame.read_register("sp")) <= self.entry_sp:
+        # Back in the caller, sp is what the unwinder said the caller's sp was at the entry stop,
+        # on every architecture (x86-64 pops the return address; AArch64 never pushed one). The
+        # entry stop's own sp would not do: where the compiler sinks the stack adjustment past
+        # the breakpoint (shrink-wrapping), it equals the caller's on AArch64.
+        if int(frame.read_register("sp")) < self.caller_sp:
             return False  # reached from a call deeper in the stack than the one we follow
         gdb.set_convenience_variable("trm_session", self.session)
         gdb.set_convenience_variable("trm_event", self.event)
@@ -395,7 +399,7 @@ class _RefineEntry(gdb.Breakpoint):
         frame = gdb.newest_frame()
         try:
             caller = frame.older()
-            _RefineReturn(caller.pc(), int(frame.read_register("sp")), frame.read_var("s"), frame.read_var("ev"))
+            _RefineReturn(caller.pc(), int(caller.read_register("sp")), frame.read_var("s"), frame.read_var("ev"))
         except (ValueError, AttributeError, gdb.error) as err:
             print("trm-break-refine: cannot follow this trm_refine() call: %s" % err)
         return False
