@@ -318,6 +318,29 @@ def test_event_struct_layout():
     assert _capi.trm_event.step.offset == 16 and _capi.trm_event.calls.offset == 32
 
 
+def test_train_metrics_struct_layout():
+    import ctypes
+
+    from trm import _capi
+
+    # struct trm_train_metrics on LP64: size_t, int64, uint64, 8 doubles, size_t, 2 doubles
+    assert ctypes.sizeof(_capi.trm_train_metrics) == 14 * 8
+    assert _capi.trm_train_metrics.halted.offset == 88 and _capi.trm_train_metrics.halted_mean_steps.offset == 104
+
+
+def test_trainer_declarations_reach_the_library(tmp_path):
+    import ctypes
+
+    from trm import _capi
+
+    if not hasattr(trm._lib, "trm_trainer_create"):
+        pytest.skip("libtrm without the trainer")
+    trainer = ctypes.c_void_p()
+    assert trm._lib.trm_trainer_create(b"no_such_key = 1\n", ctypes.byref(trainer)) == _capi.TRM_E_INVALID
+    assert trainer.value is None
+    assert b"no_such_key" in trm._lib.trm_last_error()
+
+
 def test_set_allocator_declaration():
     import ctypes
 

@@ -78,8 +78,30 @@ class trm_allocator(ctypes.Structure):
     ]
 
 
+class trm_train_metrics(ctypes.Structure):
+    """struct trm_train_metrics of trm.h (the trainer, since 0.2); ``size`` set by the caller."""
+
+    _fields_ = [
+        ("size", ctypes.c_size_t),
+        ("step", ctypes.c_int64),
+        ("samples", ctypes.c_uint64),
+        ("epoch", ctypes.c_double),
+        ("lr", ctypes.c_double),
+        ("loss", ctypes.c_double),
+        ("lm_loss", ctypes.c_double),
+        ("q_halt_loss", ctypes.c_double),
+        ("token_accuracy", ctypes.c_double),
+        ("exact_accuracy", ctypes.c_double),
+        ("q_halt_accuracy", ctypes.c_double),
+        ("halted", ctypes.c_size_t),
+        ("halted_exact_accuracy", ctypes.c_double),
+        ("halted_mean_steps", ctypes.c_double),
+    ]
+
+
 _model_p = ctypes.c_void_p  # opaque trm_model *
 _session_p = ctypes.c_void_p  # opaque trm_session *
+_trainer_p = ctypes.c_void_p  # opaque trm_trainer *
 _status = ctypes.c_int  # trm_status: a C enum
 _f32_p = ctypes.POINTER(ctypes.c_float)
 _i32_p = ctypes.POINTER(ctypes.c_int32)
@@ -113,6 +135,20 @@ PROTOTYPES = {
     ),
     "trm_session_latent": (_status, [_session_p, ctypes.c_size_t, ctypes.c_int, _f32_p, ctypes.c_size_t]),
     "trm_session_set_latent": (_status, [_session_p, ctypes.c_size_t, ctypes.c_int, _f32_p, ctypes.c_size_t]),
+    # the trainer (since 0.2): declared so that nothing reaches it with guessed types; the
+    # package itself does not wrap it yet
+    "trm_trainer_create": (_status, [ctypes.c_char_p, ctypes.POINTER(_trainer_p)]),
+    "trm_trainer_create_from_model": (_status, [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(_trainer_p)]),
+    "trm_trainer_free": (None, [_trainer_p]),
+    "trm_trainer_set_option": (_status, [_trainer_p, ctypes.c_int, ctypes.c_double]),
+    "trm_trainer_get_option": (_status, [_trainer_p, ctypes.c_int, ctypes.POINTER(ctypes.c_double)]),
+    "trm_trainer_info": (_status, [_trainer_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int64)]),
+    "trm_trainer_set_data": (_status, [_trainer_p, _i32_p, _i32_p, _i32_p, ctypes.c_size_t, ctypes.c_int32]),
+    "trm_trainer_step": (_status, [_trainer_p, ctypes.POINTER(trm_train_metrics)]),
+    "trm_trainer_save_model": (_status, [_trainer_p, ctypes.c_char_p, ctypes.c_int]),
+    "trm_trainer_model": (_status, [_trainer_p, ctypes.c_int, ctypes.POINTER(_model_p)]),
+    "trm_trainer_save_checkpoint": (_status, [_trainer_p, ctypes.c_char_p]),
+    "trm_trainer_load_checkpoint": (_status, [ctypes.c_char_p, ctypes.POINTER(_trainer_p)]),
 }
 
 
@@ -136,7 +172,7 @@ def _candidates():
 
 
 # added after 0.1: a 0.1 library lacks them, and the binding runs without them
-OPTIONAL = {"trm_set_allocator"}
+OPTIONAL = {"trm_set_allocator"} | {name for name in PROTOTYPES if name.startswith("trm_trainer_")}
 
 
 def _declare(lib):
