@@ -53,7 +53,8 @@ namespace trm {
 /**
  * @brief A failed libtrm call: its ::trm_status and the library's message.
  *
- * what() reads "<trm_status_string()>: <trm_last_error()>".
+ * what() reads "<trm_status_string()>: <trm_last_error()>". Copies never throw (the message
+ * is shared, as std::runtime_error shares its own), as an exception's copies must not.
  */
 class Error : public std::runtime_error {
 public:
@@ -64,17 +65,17 @@ public:
    */
   Error(trm_status status, const std::string &library_message)
       : std::runtime_error(std::string(trm_status_string(status)) + ": " + library_message), status_(status),
-        library_message_(library_message) {}
+        library_message_(std::make_shared<const std::string>(library_message)) {}
 
   /** @brief The ::trm_status the C call returned. @return It. */
   trm_status status() const noexcept { return status_; }
 
   /** @brief What the library said (trm_last_error() at the time). @return The message. */
-  const std::string &library_message() const noexcept { return library_message_; }
+  const std::string &library_message() const noexcept { return *library_message_; }
 
 private:
   trm_status status_;
-  std::string library_message_;
+  std::shared_ptr<const std::string> library_message_;
 };
 
 /** @brief Helpers of this header; not part of the interface. */

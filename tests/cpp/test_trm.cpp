@@ -18,6 +18,15 @@
 #include <string>
 #include <vector>
 
+#include <type_traits>
+
+// An exception is copied when thrown and caught; a copy that could throw would end the program
+// (std::terminate) in exactly the situation it reports.
+static_assert(std::is_nothrow_copy_constructible<trm::Error>::value, "trm::Error copies without throwing");
+static_assert(std::is_nothrow_copy_assignable<trm::Error>::value, "trm::Error assigns without throwing");
+static_assert(std::is_nothrow_move_constructible<trm::Model>::value && std::is_nothrow_move_constructible<trm::Session>::value,
+              "handles move without throwing");
+
 namespace {
 
 int failures = 0, checks = 0;
