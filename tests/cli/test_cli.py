@@ -613,6 +613,34 @@ def test_eval_generated(models):
         check(reports[0]["exact_accuracy_by_step"] == reports[1]["exact_accuracy_by_step"], "maze set: batches agree")
 
 
+def test_hostile_bytes():
+    """File names and file contents with invalid UTF-8 and terminal escapes: --json output stays
+    valid UTF-8 JSON, and no error message passes a control character on to the terminal."""
+    odd = os.path.join(os.fsencode(TMP), b"m\xff\x1b[31m.safetensors")
+    shutil.copyfile(DEMO, odd)
+
+    def run_bytes(*args, stdin=b""):
+        p = subprocess.run([os.fsencode(TRM)] + [a if isinstance(a, bytes) else os.fsencode(str(a)) for a in args],
+                           input=stdin, capture_output=True, timeout=300, preexec_fn=limit_resources)
+        return p.returncode, p.stdout, p.stderr
+
+    rc, out, err = run_bytes("info", "--json", odd)
+    try:
+        info = json.loads(out.decode("utf-8"))
+    except ValueError as e:
+        info = None
+        check(False, f"info --json of a non-UTF-8 file name: not UTF-8 JSON ({e}): {out[:80]!r}")
+    if info is not None:
+        check(rc == 0 and info["path"].endswith("m\ufffd\x1b[31m.safetensors"),
+              f"info --json: the path with U+FFFD for the bad byte: {info['path']!r}")
+    tokens = b"1 2 \xff\x1b[2J 3"
+    rc, out, err = run_bytes("solve", DEMO, "-", stdin=tokens)
+    check(rc == 1 and err.count(b"\n") == 1 and b"\x1b" not in err and b"\xff" not in err and b"token 3" in err,
+          f"solve: a bad token's bytes are not echoed raw: {err!r}")
+    rc, out, err = run_bytes("solve", DEMO, odd + b".missing")
+    check(rc == 1 and err.count(b"\n") == 1 and b"\x1b" not in err, f"solve: a file name's escape is not echoed raw: {err!r}")
+
+
 def main():
     global TRM, STEP, DEMO, MODELS, TMP, MANPAGE
     ap = argparse.ArgumentParser()
@@ -637,7 +665,7 @@ def main():
             write_model(models[task], *shape)
         for test in (test_usage, lambda: test_info(models), test_solve_against_step_example, test_solve_against_reference,
                      test_solve_units_and_halting, test_colour, lambda: test_tasks(models), lambda: test_eval(models),
-                     lambda: test_eval_generated(models)):
+                     lambda: test_eval_generated(models), test_hostile_bytes):
             test()
     finally:
         shutil.rmtree(TMP, ignore_errors=True)

@@ -546,6 +546,27 @@ def test_arguments():
         check(rc == 1 and err.count("\n") == 1 and err.startswith("trm: data"), "failure %s: rc %d, stderr %r" % (args, rc, err))
 
 
+def test_arc_utf8():
+    """Task names in raw UTF-8 arrive as they are; bytes that are not UTF-8 are refused, naming
+    the file and the place, as the reference's json.load would refuse them."""
+    task = b'{"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[3]], "output": [[4]]}]}'
+    good = os.path.join(ARGS.tmp, "arc_utf8.json")
+    with open(good, "wb") as f:
+        f.write(b'{"t\xc3\xa2che": ' + task + b', "\xf0\x9f\xa7\xa9": ' + task + b"}")
+    out = tmp("arc_utf8")
+    rc, _, err = run("arc", "--challenges", good, "--out", out)
+    if check(rc == 0, "arc: raw UTF-8 task names: rc %d, %r" % (rc, err)):
+        with open(os.path.join(out, "identifiers.json"), encoding="utf-8") as f:
+            check(json.load(f) == ["<blank>", "t\u00e2che", "\U0001F9E9"], "arc: UTF-8 names kept in identifiers.json")
+    for bad in (b"t\xff", b"t\xc3", b"t\xc0\xaf", b"t\xed\xa0\x80", b"t\x80"):
+        path = os.path.join(ARGS.tmp, "arc_bad_utf8.json")
+        with open(path, "wb") as f:
+            f.write(b'{"' + bad + b'": ' + task + b"}")
+        rc, _, err = run("arc", "--challenges", path, "--out", tmp("arc_bad_utf8"))
+        check(rc == 1 and err.count("\n") == 1 and path in err and "UTF-8" in err,
+              "arc: name %r refused as invalid UTF-8: rc %d, %r" % (bad, rc, err))
+
+
 # ---- a run that fails while writing ----
 
 def test_failed_write():
@@ -581,10 +602,10 @@ def main():
     p.add_argument("--trm", required=True)
     p.add_argument("--npydump", required=True)
     p.add_argument("--tmp", required=True)
-    p.add_argument("--only", choices=["sudoku", "maze", "arc", "arguments", "failed_write"])
+    p.add_argument("--only", choices=["sudoku", "maze", "arc", "arc_utf8", "arguments", "failed_write"])
     ARGS = p.parse_args()
     os.makedirs(ARGS.tmp, exist_ok=True)
-    for name, fn in (("sudoku", test_sudoku), ("maze", test_maze), ("arc", test_arc), ("arguments", test_arguments),
+    for name, fn in (("sudoku", test_sudoku), ("maze", test_maze), ("arc", test_arc), ("arc_utf8", test_arc_utf8), ("arguments", test_arguments),
                      ("failed_write", test_failed_write)):
         if ARGS.only and ARGS.only != name:
             continue

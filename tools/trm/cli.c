@@ -12,13 +12,17 @@
 
 const char *const cli_task_names[] = {"sudoku", "maze", "arc", "raw", NULL};
 
-/* Prints a formatted message with any newline turned into a space, so every error stays on one
- * line even when a library message or a file name holds one. */
+/* Prints a formatted message with any newline turned into a space and any other control
+ * character into '?', so every error stays on one line and no file name or library message can
+ * send escape sequences to the terminal. */
 static void print_one_line(const char *fmt, va_list ap) {
   char buf[1024];
   vsnprintf(buf, sizeof buf, fmt, ap);
-  for (char *p = buf; *p; p++)
-    if (*p == '\n' || *p == '\r') *p = ' ';
+  for (char *p = buf; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (c == '\n' || c == '\r') *p = ' ';
+    else if (c < 0x20 || c == 0x7f) *p = '?';
+  }
   fputs(buf, stderr);
 }
 
@@ -355,8 +359,12 @@ static bool parse_raw(const char *text, size_t len, int64_t seq_len, int64_t voc
     }
     count++;
     if (!ok) {
-      snprintf(err, err_len, "token %zu ('%.*s') is not a non-negative integer", count, (int)(j - i > 20 ? 20 : j - i),
-               text + i);
+      /* the token as printable ASCII: the input may hold anything */
+      char shown[24];
+      size_t n = 0;
+      for (size_t k = i; k < j && n < 20; k++) shown[n++] = text[k] >= 0x20 && text[k] < 0x7f ? text[k] : '?';
+      shown[n] = '\0';
+      snprintf(err, err_len, "token %zu ('%s%s') is not a non-negative integer", count, shown, j - i > 20 ? "..." : "");
       return false;
     }
     if (v >= vocab) {
@@ -502,13 +510,36 @@ char *cli_read_file(const char *path, size_t max, size_t *len, char *err, size_t
   return buf;
 }
 
+int cli_utf8_length(const unsigned char *p, size_t avail) {
+  unsigned c = p[0];
+  if (c < 0x80) return 1;
+  int n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+  if (c >= 0xF5 || c == 0xC0 || c == 0xC1 || n == 0 || (size_t)n > avail) return 0;
+  unsigned cp = c & (0x7F >> n);
+  for (int k = 1; k < n; k++) {
+    if ((p[k] & 0xC0) != 0x80) return 0; /* also stops at a terminating NUL */
+    cp = cp << 6 | (p[k] & 0x3F);
+  }
+  static const unsigned least[5] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < least[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000)) return 0;
+  return n;
+}
+
 void cli_json_string(FILE *f, const char *s) {
   fputc('"', f);
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
     if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
     else if (*p == '\n') fputs("\\n", f);
     else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-    else fputc(*p, f);
+    else if (*p < 0x80) fputc(*p, f);
+    else {
+      /* JSON is UTF-8: a byte that starts no valid sequence (a file name may hold any) becomes
+       * U+FFFD, as Python's errors="replace" decodes it */
+      int n = cli_utf8_length(p, 4);
+      if (n == 0) fputs("\\ufffd", f);
+      else fwrite(p, 1, (size_t)n, f);
+      if (n > 1) p += n - 1;
+    }
   }
   fputc('"', f);
 }

@@ -109,7 +109,11 @@ void cli_arc_crop(const int32_t *tokens, int *rows, int *cols);
  * ERR. */
 char *cli_read_file(const char *path, size_t max, size_t *len, char *err, size_t err_len);
 
-/* Writes S as a JSON string (with the quotes). */
+/* The length (1-4) of the well-formed UTF-8 sequence at P, of which AVAIL bytes may be read (a
+ * NUL ends it early, so a C string may pass 4), or 0 if there is none: a stray continuation
+ * byte, a truncated, overlong or surrogate sequence, or a code point above U+10FFFF. */
+int cli_utf8_length(const unsigned char *p, size_t avail);
+/* Writes S as a JSON string (with the quotes); bytes that are not UTF-8 become U+FFFD. */
 void cli_json_string(FILE *f, const char *s);
 /* Writes a float as a JSON number, or null when it is not finite. */
 void cli_json_number(FILE *f, double v);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "data.h"
 
 enum { SIDE = 30, CANVAS = SIDE * SIDE, PAD = 0, EOG = 1, MAX_DEPTH = 64 };
@@ -153,6 +154,18 @@ static bool read_string(reader *r, char **out, const char *context) {
     if (ch < 0x20) {
       free(buf);
       return fail_at(r, "control character in a string");
+    }
+    if (ch >= 0x80) {
+      /* JSON text is UTF-8 (the reference's json.load would not read anything else) */
+      int len = cli_utf8_length((const unsigned char *)r->p, (size_t)(r->end - r->p));
+      if (len == 0) {
+        free(buf);
+        return fail_at(r, "invalid UTF-8 in a string");
+      }
+      if (buf) memcpy(buf + n, r->p, (size_t)len);
+      n += (size_t)len;
+      r->p += len;
+      continue;
     }
     if (ch != '\\') {
       if (buf) buf[n++] = (char)ch;
@@ -500,7 +513,7 @@ static char *slurp(const char *path, size_t *len) {
     return NULL;
   }
   if (ferror(fp)) {
-    fprintf(stderr, "trm: data arc: %s: read error\n", path);
+    fprintf(stderr, "trm: data arc: %s: read error: %s\n", path, strerror(errno));
     free(buf);
     fclose(fp);
     return NULL;
@@ -746,9 +759,10 @@ int data_arc(int argc, char **argv) {
   if (ok && !variants) ok = fail_in(&r, "out of memory");
   if (ok && identifiers) {
     text = slurp(identifiers, &len);
-    if (!text) ok = false;  /* slurp said why */
-    reader ri = {.path = identifiers, .start = text, .p = text, .end = text + len};
-    if (text) {
+    if (!text) {
+      ok = false;  /* slurp said why */
+    } else {
+      reader ri = {.path = identifiers, .start = text, .p = text, .end = text + len};
       ok = read_identifiers(&ri, &list, variants, &id_names, &n_ids);
       if (!ok) memcpy(r.err, ri.err, sizeof r.err);
     }
