@@ -27,6 +27,16 @@ def test_create_options(demo):
         assert (s.batch, s.threads, s.max_steps, s.halt, s.unit) == (3, 2, 9, "q", "cycle")
 
 
+def test_step_unit_sticks(demo):
+    # as documented: a unit given to step() / refine() becomes the session's unit
+    with demo.session() as s:
+        s.set_input(0, puzzle(demo.config))
+        assert s.step("call").kind == "latent" and s.unit == "call"
+        assert s.step().call == 2  # still one call at a time
+        list(s.refine("cycle"))
+        assert s.unit == "cycle"
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

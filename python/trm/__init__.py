@@ -612,7 +612,8 @@ class Session:
 
     def step(self, unit=None):
         """Advances every running slot by one ``unit`` ("call", "cycle" or "step"; None: the
-        session's :attr:`unit`).
+        session's :attr:`unit`). A unit given becomes the session's :attr:`unit` (as in C, where
+        the unit is the session's TRM_OPT_YIELD option), so later calls without one keep it.
 
         Returns:
             The :class:`Event` of that unit, or None when no slot was left to run (every slot
@@ -639,7 +640,8 @@ class Session:
         )
 
     def refine(self, unit=None):
-        """Iterates :meth:`step` with ``unit`` until no slot is left to run.
+        """Iterates :meth:`step` with ``unit`` (which, given, becomes the session's :attr:`unit`)
+        until no slot is left to run.
 
         Yields one :class:`Event` per unit; the iteration stops (StopIteration) once every
         slot has halted. Inputs given meanwhile with :meth:`set_input` keep it going.
