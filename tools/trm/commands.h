@@ -8,5 +8,6 @@ int cmd_info(int argc, char **argv);   /* main.c side (info.c)  */
 int cmd_solve(int argc, char **argv);  /* solve.c               */
 int cmd_eval(int argc, char **argv);   /* eval.c                */
 int cmd_data(int argc, char **argv);   /* data.c: sudoku | maze | arc generators */
+int cmd_train(int argc, char **argv);  /* train.c               */
 
 #endif

@@ -15,6 +15,7 @@ static const char usage[] =
     "  solve MODEL [INPUT|-]       solve one puzzle, showing the answer after every step\n"
     "  eval MODEL DATA_DIR         accuracy and speed on a data set in the reference layout\n"
     "  data sudoku|maze|arc ...    write a data set in the reference layout\n"
+    "  train DATA_DIR -o MODEL     train a model on a data set (see trm train --help)\n"
     "\n"
     "  trm COMMAND --help          the options of a command\n"
     "  trm --version               the version of trm and libtrm\n"
@@ -39,6 +40,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "solve") == 0) return cmd_solve(argc - 1, argv + 1);
   if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 1, argv + 1);
   if (strcmp(cmd, "data") == 0) return cmd_data(argc - 1, argv + 1);
+  if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
   fprintf(stderr, "trm: unknown command '%s' (see 'trm --help')\n", cmd);
   return CLI_EXIT_USAGE;
 }
