@@ -140,7 +140,7 @@ START_TEST(test_checkpoint_resumes_bitwise) {
   char path[300];
   tmp_path(path, sizeof path, "run.ckpt");
   /* exploration often, so the halting draws matter; EMA on */
-  const char *extra = "halt_exploration_prob = 0.5\nema = 0.99\n";
+  const char *extra = "halt_exploration_prob = 0.5\nema = 0.99\nhalt_max_steps = 6\n";
   trm_trainer *a = tiny_trainer(extra);
   feed(a, 40, 3); /* 40 samples, batch 16: several epochs pass */
   run_steps(a, 7);
