@@ -43,7 +43,8 @@ static void carve_work(const trm_tr_ctx *ctx, const trm_tr_params *p, trm_tr_wor
       lt->inv_mlp = carve(cv, R);
     }
   }
-  size_t act = max_sz(R * I, D * It), wgrad = 2 * I * D;
+  /* the token MLP takes the B states side by side: its activations are [B*D, It] */
+  size_t act = max_sz(R * I, B * D * It), wgrad = 2 * I * D;
   if (c->mlp_t) wgrad = max_sz(wgrad, 2 * It * S);
   else wgrad = max_sz(wgrad, 3 * D * D);
   w->sc.act = carve(cv, act);
@@ -53,6 +54,13 @@ static void carve_work(const trm_tr_ctx *ctx, const trm_tr_params *p, trm_tr_wor
   w->sc.d2 = carve(cv, c->mlp_t ? 0 : R * 3 * D);
   w->sc.wgrad = carve(cv, max_sz(wgrad, V * D));
   w->sc.attn = carve(cv, c->mlp_t ? 0 : ctx->workers * S * S);
+  w->sc.attn_workers = ctx->workers;
+  w->sc.xt = carve(cv, c->mlp_t ? R * D : 0);
+  w->sc.xt2 = carve(cv, c->mlp_t ? R * D : 0);
+  w->sc.spare = w->tapes[0].layers[0];
+  /* packed left operands: D x R (a weight gradient's narrow side), B*D x S (the token MLP) */
+  size_t mr = ctx->kernel->mr;
+  w->sc.apack = carve(cv, max_sz((D + mr - 1) / mr * mr * R, (B * D + mr - 1) / mr * mr * S));
   w->x = carve(cv, R * D);
   w->inj = carve(cv, R * D);
   w->dx = carve(cv, R * D);
@@ -88,7 +96,24 @@ trm_status trm_tr_work_init(const trm_tr_ctx *ctx, const trm_tr_params *p, size_
   }
   cv = (carver){.base = w->arena};
   carve_work(ctx, p, w, &cv);
+  /* the weights packed for the kernel, refreshed once per step */
+  trm_tr_packs *pk = trm_alloc_zero(1, sizeof *pk);
+  w->sc.packs = pk;
+  size_t pack_floats = trm_tr_packs_floats(ctx, p);
+  if (pk) {
+    pk->layers = trm_alloc_zero((size_t)p->cfg.L_layers, sizeof *pk->layers);
+    pk->arena = trm_alloc_zero(pack_floats, sizeof(float));
+  }
+  if (!pk || !pk->layers || !pk->arena) {
+    trm_tr_work_free(w);
+    return trm_fail(TRM_E_NOMEM, "out of memory for the packed weights (%zu floats)", pack_floats);
+  }
+  trm_tr_packs_assign(ctx, p, pk, pk->arena);
   return TRM_OK;
+}
+
+void trm_tr_weights_changed(trm_tr_work *w) {
+  if (w && w->sc.packs) w->sc.packs->forward_ready = w->sc.packs->backward_ready = false;
 }
 
 void trm_tr_work_free(trm_tr_work *w) {
@@ -97,32 +122,45 @@ void trm_tr_work_free(trm_tr_work *w) {
     for (size_t t = 0; t < w->n_tapes; t++) trm_release(w->tapes[t].layers);
   trm_release(w->tapes);
   trm_release(w->arena);
+  if (w->sc.packs) {
+    trm_release(w->sc.packs->layers);
+    trm_release(w->sc.packs->arena);
+    trm_release(w->sc.packs);
+  }
   memset(w, 0, sizeof *w);
 }
 
 /* ---- f ---- */
 
+typedef struct inject_job {
+  float *h;
+  const float *target, *a, *b;
+} inject_job;
+
+/* h = target + (a + b): the reference adds (y + x) first, then adds that to z. */
+static void inject_range(void *arg, size_t lo, size_t hi) {
+  const inject_job *j = arg;
+  if (j->b)
+    for (size_t i = lo; i < hi; i++) j->h[i] = j->target[i] + (j->a[i] + j->b[i]);
+  else
+    for (size_t i = lo; i < hi; i++) j->h[i] = j->target[i] + j->a[i];
+}
+
 void trm_tr_f_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, trm_tr_work *w, size_t B, const float *target,
                       const float *a, const float *b, trm_tr_tape *tape, float *out) {
   const trm_config *c = &p->cfg;
   size_t D = (size_t)c->hidden_size, R = B * (size_t)c->state_len, n = R * D;
-  float *h = tape->state;
-  /* the reference adds (y + x) first, then adds that to z */
-  for (size_t i = 0; i < n; i++) h[i] = target[i] + (b ? a[i] + b[i] : a[i]);
+  /* without a tape the layers run in place in out; with one, each sub-step's input is kept */
+  float *h = tape ? tape->state : out;
+  inject_job ij = {h, target, a, b};
+  trm_tr_parallel(ctx, n, inject_range, &ij);
   for (int64_t l = 0; l < c->L_layers; l++) {
-    const trm_tr_layer *lw = &p->w.layers[l];
-    trm_tr_layer_tape *lt = &tape->layers[l];
-    float *mid = h + n, *next = mid + n;
-    memcpy(mid, h, n * sizeof *h);
-    if (c->mlp_t)
-      trm_tr_token_mlp_forward(ctx, p, lw, B, mid, lt, &w->sc);
-    else
-      trm_tr_attention_forward(ctx, p, lw, B, mid, lt, &w->sc);
-    memcpy(next, mid, n * sizeof *h);
-    trm_tr_channel_forward(ctx, p, lw, R, next, lt, &w->sc);
+    trm_tr_layer_tape *lt = tape ? &tape->layers[l] : NULL;
+    float *mid = tape ? h + n : h, *next = tape ? h + 2 * n : h;
+    trm_tr_layer_forward(ctx, p, &p->w.layers[l], B, h, mid, next, lt, &w->sc);
     h = next;
   }
-  memcpy(out, h, n * sizeof *h);
+  if (h != out) memcpy(out, h, n * sizeof *h);
 }
 
 void trm_tr_f_backward(const trm_tr_ctx *ctx, const trm_tr_params *p, trm_tr_work *w, size_t B,
@@ -211,6 +249,8 @@ void trm_tr_heads_backward(const trm_tr_ctx *ctx, const trm_tr_params *p, trm_tr
   const trm_config *c = &p->cfg;
   size_t D = (size_t)c->hidden_size, P = (size_t)c->puzzle_len, S = (size_t)c->state_len, seq = (size_t)c->seq_len;
   size_t V = (size_t)c->vocab_size;
+  /* the forward pass of this step is over: the optimiser may change the weights next */
+  if (w->sc.packs) w->sc.packs->forward_ready = false;
   memset(dy, 0, B * S * D * sizeof *dy);
   for (size_t b = 0; b < B; b++) {
     const float *dl = dlogits + b * seq * V;

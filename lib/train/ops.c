@@ -1,14 +1,20 @@
 /* The operations of the tiny network f and their backward passes, over a batch of B states.
- * Every product goes through the library's GEMM on plain row-major operands (read transposed
- * where the formula needs it): with W [out, in] and y = x W^T,
- *   dx = dy W        (A = dy, B = W)
- *   dW += dy^T x     (A = dy read transposed, B = x)
- * Weight gradients are formed in a scratch matrix and then added, in a fixed order, so the
- * result does not depend on the number of threads. */
+ * Products go through the library's GEMM. Weights act as y = x W^T with W [out, in]:
+ *   dx = dy W        (the weight as a right operand, read as it is stored)
+ *   dW += dy^T x     (dy read transposed, x as it is)
+ * The weights do not change within a supervision step, so each is packed once per step for the
+ * kernel (trm_tr_packs: W^T for the forward products, W for the backward ones, the SwiGLU
+ * gate_up interleaved for the fused product of the no-gradient cycles); activations are packed
+ * on the fly by the GEMM. Weight gradients are formed in a scratch matrix and then added, so
+ * every product and every elementwise pass computes each output whole on one worker: results do
+ * not depend on the number of threads. */
 #include "train.h"
 
 #include <math.h>
 #include <string.h>
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 
 /* ---- compute context ---- */
 
@@ -43,125 +49,612 @@ void trm_tr_gemm(const trm_tr_ctx *ctx, size_t M, size_t N, size_t K, trm_operan
     trm_gemm_single(ctx->kernel, ctx->gemm_bufs, M, N, K, A, B, C, ldc);
 }
 
+/* ---- loops over the pool: [0, n) cut into one contiguous range per worker ---- */
+
+typedef struct range_job {
+  trm_tr_range_fn fn;
+  void *arg;
+  size_t n;
+} range_job;
+
+static void range_worker(void *ctx, size_t worker, size_t n_workers) {
+  const range_job *j = ctx;
+  size_t lo = j->n * worker / n_workers, hi = j->n * (worker + 1) / n_workers;
+  if (hi > lo) j->fn(j->arg, lo, hi);
+}
+
+void trm_tr_parallel(const trm_tr_ctx *ctx, size_t n, trm_tr_range_fn fn, void *arg) {
+  if (n == 0) return;
+  if (!ctx->pool || n == 1) {
+    fn(arg, 0, n);
+    return;
+  }
+  range_job job = {fn, arg, n};
+  trm_pool_run(ctx->pool, range_worker, &job);
+}
+
+static void run_workers(const trm_tr_ctx *ctx, trm_pool_fn fn, void *job) {
+  if (ctx->pool)
+    trm_pool_run(ctx->pool, fn, job);
+  else
+    fn(job, 0, 1);
+}
+
+/* ---- operands ---- */
+
 static trm_operand plain(const float *data, size_t ld) { return (trm_operand){.data = data, .ld = ld}; }
 static trm_operand transposed(const float *data, size_t ld) {
   return (trm_operand){.data = data, .ld = ld, .trans = true};
 }
-
-/* out [M, N] = x [M, K] W^T for W [N, K]. */
-static void linear(const trm_tr_ctx *ctx, const float *x, const float *W, size_t M, size_t N, size_t K, float *out) {
-  trm_tr_gemm(ctx, M, N, K, plain(x, K), transposed(W, K), out, N);
+/* The packed weight when there is one, else the row-major fallback. */
+static trm_operand weight(const trm_packed *pk, trm_operand raw) {
+  return pk && pk->data ? (trm_operand){.packed = pk} : raw;
 }
 
-/* dx [M, K] = dy [M, N] W for W [N, K]. */
-static void linear_dx(const trm_tr_ctx *ctx, const float *dy, const float *W, size_t M, size_t N, size_t K,
-                      float *dx) {
-  trm_tr_gemm(ctx, M, K, N, plain(dy, N), plain(W, K), dx, K);
+/* ---- elementwise passes (each a range function over independent rows or columns) ---- */
+
+typedef struct add_job {
+  float *dst;
+  const float *a, *b, *c; /* dst = a + (b + c), dst += b, ... as each function says */
+  size_t chunk;           /* floats per item */
+} add_job;
+
+static void add_range(void *arg, size_t lo, size_t hi) {
+  const add_job *j = arg;
+  for (size_t i = lo * j->chunk; i < hi * j->chunk; i++) j->dst[i] += j->b[i];
 }
 
-static void add_into(float *dst, const float *src, size_t n) {
-  for (size_t i = 0; i < n; i++) dst[i] += src[i];
+/* dst [n] += src, over the pool in items of 4096 floats. */
+void trm_tr_add(const trm_tr_ctx *ctx, float *dst, const float *src, size_t n) {
+  enum { ITEM = 4096 };
+  size_t whole = n / ITEM;
+  add_job j = {.dst = dst, .b = src, .chunk = ITEM};
+  trm_tr_parallel(ctx, whole, add_range, &j);
+  for (size_t i = whole * ITEM; i < n; i++) dst[i] += src[i];
 }
 
-/* gW [N, K] += dy^T x for dy [M, N], x [M, K]. */
-static void linear_dw(const trm_tr_ctx *ctx, const float *dy, const float *x, size_t M, size_t N, size_t K,
-                      float *gW, float *scratch) {
-  trm_tr_gemm(ctx, N, K, M, transposed(dy, N), plain(x, K), scratch, K);
-  add_into(gW, scratch, N * K);
-}
+/* ---- left operands packed here ---- */
 
-/* ---- RMSNorm ---- */
-
-void trm_tr_rmsnorm_rows(float *v, float *inv, size_t rows, size_t cols, float eps) {
-  for (size_t i = 0; i < rows; i++) {
-    float *r = v + i * cols;
-    float sum = 0.0f;
-    for (size_t j = 0; j < cols; j++) sum += r[j] * r[j];
-    float s = 1.0f / sqrtf(sum / (float)cols + eps);
-    for (size_t j = 0; j < cols; j++) r[j] *= s;
-    inv[i] = s;
-  }
-}
-
-/* y = u s with s = (mean(u^2) + eps)^-1/2: du_j = s dy_j - u_j s^3 sum(dy u) / n
- *                                             = s (dy_j - y_j mean(dy y)). */
-void trm_tr_rmsnorm_rows_backward(const float *y, const float *inv, float *d, size_t rows, size_t cols) {
-  for (size_t i = 0; i < rows; i++) {
-    const float *yr = y + i * cols;
-    float *dr = d + i * cols;
-    float dot = 0.0f;
-    for (size_t j = 0; j < cols; j++) dot += dr[j] * yr[j];
-    float mean = dot / (float)cols;
-    for (size_t j = 0; j < cols; j++) dr[j] = inv[i] * (dr[j] - yr[j] * mean);
-  }
-}
-
-void trm_tr_rmsnorm_cols(float *v, float *inv, size_t rows, size_t cols, float eps) {
-  for (size_t j = 0; j < cols; j++) inv[j] = 0.0f;
-  for (size_t i = 0; i < rows; i++)
-    for (size_t j = 0; j < cols; j++) inv[j] += v[i * cols + j] * v[i * cols + j];
-  for (size_t j = 0; j < cols; j++) inv[j] = 1.0f / sqrtf(inv[j] / (float)rows + eps);
-  for (size_t i = 0; i < rows; i++)
-    for (size_t j = 0; j < cols; j++) v[i * cols + j] *= inv[j];
-}
-
-void trm_tr_rmsnorm_cols_backward(const float *y, const float *inv, float *d, size_t rows, size_t cols) {
-  enum { BLOCK = 64 };
-  for (size_t j0 = 0; j0 < cols; j0 += BLOCK) {
-    size_t width = cols - j0 < BLOCK ? cols - j0 : BLOCK;
-    float dots[BLOCK] = {0};
-    for (size_t i = 0; i < rows; i++)
-      for (size_t j = 0; j < width; j++) dots[j] += d[i * cols + j0 + j] * y[i * cols + j0 + j];
-    for (size_t j = 0; j < width; j++) dots[j] /= (float)rows;
-    for (size_t i = 0; i < rows; i++)
-      for (size_t j = 0; j < width; j++) {
-        size_t e = i * cols + j0 + j;
-        d[e] = inv[j0 + j] * (d[e] - y[e] * dots[j]);
-      }
-  }
-}
-
-/* ---- SwiGLU ---- */
-
-static float sigmoid(float a) { return 1.0f / (1.0f + expf(-a)); }
-
-void trm_tr_swiglu(const float *gu, float *act, size_t rows, size_t inter) {
-  for (size_t i = 0; i < rows; i++) {
-    const float *gate = gu + i * 2 * inter, *up = gate + inter;
-    float *out = act + i * inter;
-    for (size_t j = 0; j < inter; j++) out[j] = gate[j] * sigmoid(gate[j]) * up[j];
-  }
-}
-
-/* a = silu(g) u: da/du = silu(g), da/dg = u sig(g) (1 + g (1 - sig(g))). */
-void trm_tr_swiglu_backward(const float *gu, const float *dact, float *dgu, size_t rows, size_t inter) {
-  for (size_t i = 0; i < rows; i++) {
-    const float *gate = gu + i * 2 * inter, *up = gate + inter, *da = dact + i * inter;
-    float *dg = dgu + i * 2 * inter, *du = dg + inter;
-    for (size_t j = 0; j < inter; j++) {
-      float s = sigmoid(gate[j]), g = gate[j];
-      du[j] = da[j] * g * s;
-      dg[j] = da[j] * up[j] * s * (1.0f + g * (1.0f - s));
+/* Panels [p_lo, p_hi) of A [M, K] (an operand, maybe read transposed) packed as a left operand:
+ * panels of MR rows, each K columns of MR floats (the layout of trm_pack_left), rows past M
+ * zero. A transposed operand (a row-major [K, M]) is read in runs of MR contiguous floats. */
+static void pack_left_panels(const trm_kernel *k, const trm_operand *A, size_t M, size_t K, size_t p_lo, size_t p_hi,
+                             float *dst) {
+  size_t mr = k->mr;
+  for (size_t p = p_lo; p < p_hi; p++) {
+    size_t p0 = p * mr, rows = min_sz(mr, M - p0);
+    float *panel = dst + p0 * K;
+    for (size_t kk = 0; kk < K; kk++) {
+      float *out = panel + kk * mr;
+      if (A->trans)
+        memcpy(out, A->data + kk * A->ld + p0, rows * sizeof *out);
+      else
+        for (size_t i = 0; i < rows; i++) out[i] = A->data[(p0 + i) * A->ld + kk];
+      for (size_t i = rows; i < mr; i++) out[i] = 0.0f;
     }
   }
 }
 
+static void pack_left_into(const trm_kernel *k, trm_operand A, size_t M, size_t K, float *dst) {
+  pack_left_panels(k, &A, M, K, 0, div_up(M, k->mr), dst);
+}
+
+typedef struct pack_left_job {
+  const trm_kernel *k;
+  trm_operand A;
+  size_t M, K;
+  float *dst;
+} pack_left_job;
+
+static void pack_left_range(void *arg, size_t lo, size_t hi) {
+  const pack_left_job *j = arg;
+  pack_left_panels(j->k, &j->A, j->M, j->K, lo, hi, j->dst);
+}
+
+/* An activation A [M, K] packed over the pool as a left operand into dst (div_up(M, MR) MR K
+ * floats), so that a product reads it packed: the GEMM would otherwise pack a transposed A
+ * element by element, for each slice of the other operand. */
+static trm_packed pack_left_activation(const trm_tr_ctx *ctx, trm_operand A, size_t M, size_t K, float *dst) {
+  pack_left_job j = {ctx->kernel, A, M, K, dst};
+  trm_tr_parallel(ctx, div_up(M, ctx->kernel->mr), pack_left_range, &j);
+  return (trm_packed){.data = dst};
+}
+
+/* gW [rows, cols] += src^T ([cols, rows]). */
+typedef struct add_t_job {
+  float *gW;
+  const float *src;
+  size_t rows, cols;
+} add_t_job;
+
+static void add_transposed_range(void *arg, size_t lo, size_t hi) {
+  const add_t_job *j = arg;
+  for (size_t i = lo; i < hi; i++)
+    for (size_t c = 0; c < j->cols; c++) j->gW[i * j->cols + c] += j->src[c * j->rows + i];
+}
+
+/* gW [N, K] += dy^T x for dy [M, N], x [M, K] (M the batch's rows); scratch holds N*K floats,
+ * apack the narrower of dy, x packed (MR-padded) for M. The narrower operand goes left, packed
+ * here: the wider one then streams through the GEMM's cheap row-major packing. */
+static void linear_dw(const trm_tr_ctx *ctx, const float *dy, const float *x, size_t M, size_t N, size_t K,
+                      float *gW, float *scratch, float *apack) {
+  if (N <= K) {
+    trm_packed a = pack_left_activation(ctx, transposed(dy, N), N, M, apack);
+    trm_tr_gemm(ctx, N, K, M, (trm_operand){.packed = &a}, plain(x, K), scratch, K);
+    trm_tr_add(ctx, gW, scratch, N * K);
+  } else { /* gW^T [K, N] = x^T dy */
+    trm_packed a = pack_left_activation(ctx, transposed(x, K), K, M, apack);
+    trm_tr_gemm(ctx, K, N, M, (trm_operand){.packed = &a}, plain(dy, N), scratch, N);
+    add_t_job j = {gW, scratch, N, K};
+    trm_tr_parallel(ctx, N, add_transposed_range, &j);
+  }
+}
+
+/* h = rmsnorm(src + add) on each row (src NULL: h itself); inv (may be NULL) receives 1/rms. */
+typedef struct norm_job {
+  float *h;
+  const float *src; /* rows: the input when it is not h itself */
+  const float *add, *y, *inv_in;
+  float *d, *inv;
+  size_t rows, cols, ld; /* ld: floats between rows (column passes) */
+  float eps;
+} norm_job;
+
+static void residual_norm_rows_range(void *arg, size_t lo, size_t hi) {
+  const norm_job *j = arg;
+  for (size_t i = lo; i < hi; i++) {
+    float *r = j->h + i * j->cols;
+    const float *in = j->src ? j->src + i * j->cols : r;
+    float sum = 0.0f;
+    if (j->add) {
+      const float *a = j->add + i * j->cols;
+      for (size_t c = 0; c < j->cols; c++) {
+        r[c] = in[c] + a[c];
+        sum += r[c] * r[c];
+      }
+    } else {
+      if (in != r) memcpy(r, in, j->cols * sizeof *r);
+      for (size_t c = 0; c < j->cols; c++) sum += r[c] * r[c];
+    }
+    float s = 1.0f / sqrtf(sum / (float)j->cols + j->eps);
+    for (size_t c = 0; c < j->cols; c++) r[c] *= s;
+    if (j->inv) j->inv[i] = s;
+  }
+}
+
+static void residual_norm_rows(const trm_tr_ctx *ctx, const float *src, float *h, const float *add, float *inv,
+                               size_t rows, size_t cols, float eps) {
+  norm_job j = {.h = h, .src = src, .add = add, .inv = inv, .cols = cols, .eps = eps};
+  trm_tr_parallel(ctx, rows, residual_norm_rows_range, &j);
+}
+
+/* y = u s with s = (mean(u^2) + eps)^-1/2: du_j = s dy_j - u_j s^3 sum(dy u) / n
+ *                                             = s (dy_j - y_j mean(dy y)). */
+static void norm_rows_backward_range(void *arg, size_t lo, size_t hi) {
+  const norm_job *j = arg;
+  for (size_t i = lo; i < hi; i++) {
+    const float *yr = j->y + i * j->cols;
+    float *dr = j->d + i * j->cols;
+    float dot = 0.0f;
+    for (size_t c = 0; c < j->cols; c++) dot += dr[c] * yr[c];
+    float mean = dot / (float)j->cols;
+    for (size_t c = 0; c < j->cols; c++) dr[c] = j->inv_in[i] * (dr[c] - yr[c] * mean);
+  }
+}
+
+static void norm_rows_backward(const trm_tr_ctx *ctx, const float *y, const float *inv, float *d, size_t rows,
+                               size_t cols) {
+  norm_job j = {.y = y, .inv_in = inv, .d = d, .cols = cols};
+  trm_tr_parallel(ctx, rows, norm_rows_backward_range, &j);
+}
+
+/* Columns normalise in blocks of COL_BLOCK, walking the rows in memory order. */
+enum { COL_BLOCK = 64 };
+
+/* v [rows, ld]: v = rmsnorm over each column of (v + add), for the column blocks [lo, hi). */
+static void residual_norm_cols_range(void *arg, size_t lo, size_t hi) {
+  const norm_job *j = arg;
+  for (size_t blk = lo; blk < hi; blk++) {
+    size_t c0 = blk * COL_BLOCK, width = min_sz(COL_BLOCK, j->cols - c0);
+    float sums[COL_BLOCK] = {0};
+    for (size_t i = 0; i < j->rows; i++) {
+      float *v = j->h + i * j->ld + c0;
+      if (j->add) {
+        const float *a = j->add + i * j->ld + c0;
+        for (size_t c = 0; c < width; c++) v[c] += a[c];
+      }
+      for (size_t c = 0; c < width; c++) sums[c] += v[c] * v[c];
+    }
+    for (size_t c = 0; c < width; c++) sums[c] = 1.0f / sqrtf(sums[c] / (float)j->rows + j->eps);
+    for (size_t i = 0; i < j->rows; i++) {
+      float *v = j->h + i * j->ld + c0;
+      for (size_t c = 0; c < width; c++) v[c] *= sums[c];
+    }
+    if (j->inv) memcpy(j->inv + c0, sums, width * sizeof *sums);
+  }
+}
+
+/* The backward pass along columns of states [S, D] (y, d) for items (state, column block). */
+static void norm_cols_backward_range(void *arg, size_t lo, size_t hi) {
+  const norm_job *j = arg;
+  size_t blocks = div_up(j->cols, COL_BLOCK), S = j->rows, D = j->cols;
+  for (size_t item = lo; item < hi; item++) {
+    size_t b = item / blocks, c0 = item % blocks * COL_BLOCK, width = min_sz(COL_BLOCK, D - c0);
+    const float *y = j->y + b * S * D + c0, *inv = j->inv_in + b * D + c0;
+    float *d = j->d + b * S * D + c0;
+    float dots[COL_BLOCK] = {0};
+    for (size_t i = 0; i < S; i++)
+      for (size_t c = 0; c < width; c++) dots[c] += d[i * D + c] * y[i * D + c];
+    for (size_t c = 0; c < width; c++) dots[c] /= (float)S;
+    for (size_t i = 0; i < S; i++)
+      for (size_t c = 0; c < width; c++) d[i * D + c] = inv[c] * (d[i * D + c] - y[i * D + c] * dots[c]);
+  }
+}
+
+void trm_tr_rmsnorm_rows(float *v, float *inv, size_t rows, size_t cols, float eps) {
+  norm_job j = {.h = v, .inv = inv, .cols = cols, .eps = eps};
+  residual_norm_rows_range(&j, 0, rows);
+}
+
+void trm_tr_rmsnorm_rows_backward(const float *y, const float *inv, float *d, size_t rows, size_t cols) {
+  norm_job j = {.y = y, .inv_in = inv, .d = d, .cols = cols};
+  norm_rows_backward_range(&j, 0, rows);
+}
+
+void trm_tr_rmsnorm_cols(float *v, float *inv, size_t rows, size_t cols, float eps) {
+  norm_job j = {.h = v, .inv = inv, .rows = rows, .cols = cols, .ld = cols, .eps = eps};
+  residual_norm_cols_range(&j, 0, div_up(cols, COL_BLOCK));
+}
+
+void trm_tr_rmsnorm_cols_backward(const float *y, const float *inv, float *d, size_t rows, size_t cols) {
+  norm_job j = {.y = y, .inv_in = inv, .d = d, .rows = rows, .cols = cols};
+  norm_cols_backward_range(&j, 0, div_up(cols, COL_BLOCK));
+}
+
+/* ---- SwiGLU ---- */
+
+typedef struct swiglu_job {
+  const trm_kernel *k;
+  const float *gu, *dact;
+  float *act, *dgu;
+  size_t inter;
+} swiglu_job;
+
+static void swiglu_range(void *arg, size_t lo, size_t hi) {
+  const swiglu_job *j = arg;
+  for (size_t i = lo; i < hi; i++) {
+    const float *gate = j->gu + i * 2 * j->inter;
+    j->k->swiglu(gate, gate + j->inter, j->act + i * j->inter, j->inter);
+  }
+}
+
+/* a = silu(g) u with silu(g) = g s, s = sigmoid(g):
+ *   da/du = silu(g),  da/dg = u s (1 + g (1 - s)) = u (s + silu(g) (1 - s)).
+ * silu(g) comes from the kernel's vectorised SwiGLU (times an up of ones), and s = silu(g) / g
+ * (s(0) = 1/2). When act is set, the activations are recomputed on the way: silu(g) * u is bitwise
+ * what the kernel's SwiGLU gives. */
+enum { SWIGLU_CHUNK = 256, SWIGLU_VEC = 16 };
+
+/* One run of n values; restrict and runs of SWIGLU_VEC let the compiler vectorise it. */
+static void swiglu_grad_run(const float *restrict gate, const float *restrict up, const float *restrict da,
+                            const float *restrict silu, float *restrict dg, float *restrict du, float *restrict act,
+                            size_t n) {
+  size_t c0 = 0;
+  for (; c0 + SWIGLU_VEC <= n; c0 += SWIGLU_VEC)
+    for (size_t c = c0; c < c0 + SWIGLU_VEC; c++) {
+      float g = gate[c], sl = silu[c];
+      /* s = sl / g, and 1/2 at g = +-0 (where sl = 0): integer arithmetic rather than a float
+       * comparison, which the compiler would not turn into vector code */
+      uint32_t bits;
+      memcpy(&bits, &g, sizeof bits);
+      float zero = (float)((bits << 1) == 0);
+      float s = sl / (g + zero) + 0.5f * zero;
+      du[c] = da[c] * sl;
+      dg[c] = da[c] * up[c] * (s + sl * (1.0f - s));
+    }
+  for (size_t c = c0; c < n; c++) {
+    float g = gate[c], sl = silu[c];
+    float s = g != 0.0f ? sl / g : 0.5f; /* the same values as above */
+    du[c] = da[c] * sl;
+    dg[c] = da[c] * up[c] * (s + sl * (1.0f - s));
+  }
+  if (act) {
+    for (c0 = 0; c0 + SWIGLU_VEC <= n; c0 += SWIGLU_VEC)
+      for (size_t c = c0; c < c0 + SWIGLU_VEC; c++) act[c] = silu[c] * up[c];
+    for (size_t c = c0; c < n; c++) act[c] = silu[c] * up[c];
+  }
+}
+
+static void swiglu_backward_range(void *arg, size_t lo, size_t hi) {
+  const swiglu_job *j = arg;
+  float ones[SWIGLU_CHUNK], silu[SWIGLU_CHUNK];
+  for (size_t c = 0; c < SWIGLU_CHUNK; c++) ones[c] = 1.0f;
+  for (size_t i = lo; i < hi; i++) {
+    const float *gate = j->gu + i * 2 * j->inter, *up = gate + j->inter, *da = j->dact + i * j->inter;
+    float *dg = j->dgu + i * 2 * j->inter, *du = dg + j->inter;
+    float *act = j->act ? j->act + i * j->inter : NULL;
+    for (size_t c0 = 0; c0 < j->inter; c0 += SWIGLU_CHUNK) {
+      size_t n = min_sz(SWIGLU_CHUNK, j->inter - c0);
+      j->k->swiglu(gate + c0, ones, silu, n);
+      swiglu_grad_run(gate + c0, up + c0, da + c0, silu, dg + c0, du + c0, act ? act + c0 : NULL, n);
+    }
+  }
+}
+
+static void swiglu_rows(const trm_tr_ctx *ctx, const float *gu, float *act, size_t rows, size_t inter) {
+  swiglu_job j = {.k = ctx->kernel, .gu = gu, .act = act, .inter = inter};
+  trm_tr_parallel(ctx, rows, swiglu_range, &j);
+}
+
+/* dgu from dact; act (may be NULL) receives the recomputed activations. */
+static void swiglu_backward_rows(const trm_tr_ctx *ctx, const float *gu, const float *dact, float *act, float *dgu,
+                                 size_t rows, size_t inter) {
+  swiglu_job j = {.k = ctx->kernel, .gu = gu, .dact = dact, .act = act, .dgu = dgu, .inter = inter};
+  trm_tr_parallel(ctx, rows, swiglu_backward_range, &j);
+}
+
+void trm_tr_swiglu(const float *gu, float *act, size_t rows, size_t inter) {
+  swiglu_job j = {.k = trm_kernel_select(), .gu = gu, .act = act, .inter = inter};
+  swiglu_range(&j, 0, rows);
+}
+
+void trm_tr_swiglu_backward(const float *gu, const float *dact, float *dgu, size_t rows, size_t inter) {
+  swiglu_job j = {.k = trm_kernel_select(), .gu = gu, .dact = dact, .dgu = dgu, .inter = inter};
+  swiglu_backward_range(&j, 0, rows);
+}
+
 /* ---- RoPE ---- */
 
-void trm_tr_rope(const trm_tr_params *p, float *qkv, size_t rows, bool inverse) {
-  const trm_config *c = &p->cfg;
+typedef struct rope_job {
+  const trm_tr_params *p;
+  float *qkv;
+  bool inverse;
+} rope_job;
+
+static void rope_range(void *arg, size_t lo, size_t hi) {
+  const rope_job *j = arg;
+  const trm_config *c = &j->p->cfg;
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, hd = (size_t)c->head_dim, half = hd / 2;
-  for (size_t r = 0; r < rows; r++) {
-    const float *cs = p->rope_cos + (r % S) * half, *sn = p->rope_sin + (r % S) * half;
+  for (size_t r = lo; r < hi; r++) {
+    const float *cs = j->p->rope_cos + (r % S) * half, *sn = j->p->rope_sin + (r % S) * half;
     for (size_t head = 0; head < 2 * (size_t)c->num_heads; head++) { /* q heads, then k heads */
-      float *v = qkv + r * 3 * D + head * hd;
+      float *v = j->qkv + r * 3 * D + head * hd;
       for (size_t i = 0; i < half; i++) {
-        float a = v[i], b = v[i + half], sn_i = inverse ? -sn[i] : sn[i];
+        float a = v[i], b = v[i + half], sn_i = j->inverse ? -sn[i] : sn[i];
         v[i] = a * cs[i] - b * sn_i;
         v[i + half] = b * cs[i] + a * sn_i;
       }
     }
   }
+}
+
+void trm_tr_rope(const trm_tr_params *p, float *qkv, size_t rows, bool inverse) {
+  rope_job j = {p, qkv, inverse};
+  rope_range(&j, 0, rows);
+}
+
+static void rope_rows(const trm_tr_ctx *ctx, const trm_tr_params *p, float *qkv, size_t rows, bool inverse) {
+  rope_job j = {p, qkv, inverse};
+  trm_tr_parallel(ctx, rows, rope_range, &j);
+}
+
+/* ---- [B, S, D] <-> [S, B, D]: the token MLP works on the states side by side ---- */
+
+typedef struct permute_job {
+  const float *src;
+  float *dst;
+  size_t B, S, D;
+  bool to_sbd, accumulate;
+} permute_job;
+
+static void permute_range(void *arg, size_t lo, size_t hi) {
+  const permute_job *j = arg;
+  for (size_t s = lo; s < hi; s++)
+    for (size_t b = 0; b < j->B; b++) {
+      size_t bsd = (b * j->S + s) * j->D, sbd = (s * j->B + b) * j->D;
+      const float *from = j->src + (j->to_sbd ? bsd : sbd);
+      float *to = j->dst + (j->to_sbd ? sbd : bsd);
+      if (j->accumulate)
+        for (size_t c = 0; c < j->D; c++) to[c] += from[c];
+      else
+        memcpy(to, from, j->D * sizeof *to);
+    }
+}
+
+/* to_sbd: dst [S, B, D] (=, or += when accumulate) from src [B, S, D]; else the other way. */
+static void permute(const trm_tr_ctx *ctx, const float *src, float *dst, size_t B, size_t S, size_t D, bool to_sbd,
+                    bool accumulate) {
+  permute_job j = {src, dst, B, S, D, to_sbd, accumulate};
+  trm_tr_parallel(ctx, S, permute_range, &j);
+}
+
+/* ---- packed weights ---- */
+
+/* Packs a SwiGLU gate_up W [2 inter, in] for the fused product: panel q holds the gate rows
+ * q*NR/2 .. q*NR/2 + NR/2 - 1 in its first NR/2 lanes and the matching up rows in the others,
+ * each panel `in` rows of NR floats (the layout of trm_pack_swiglu_rows). */
+static void pack_swiglu_into(const trm_kernel *k, const float *W, size_t inter, size_t in, float *dst) {
+  size_t nr = k->nr, half = nr / 2;
+  for (size_t q = 0; q < inter / half; q++) {
+    float *panel = dst + q * nr * in;
+    for (size_t lane = 0; lane < nr; lane++) {
+      size_t row = lane < half ? q * half + lane : inter + q * half + lane - half;
+      const float *src = W + row * in;
+      for (size_t kk = 0; kk < in; kk++) panel[kk * nr + lane] = src[kk];
+    }
+  }
+}
+
+/* The packing of one weight: which layout, from which array, into which trm_packed. */
+enum pack_kind { PACK_RIGHT_T, PACK_RIGHT, PACK_LEFT, PACK_LEFT_T, PACK_SWIGLU };
+
+typedef struct pack_task {
+  int kind;
+  const float *w;  /* W [rows, cols] row-major */
+  size_t rows, cols;
+  trm_packed *out;
+} pack_task;
+
+/* Floats the packed layout needs. */
+static size_t pack_floats(const trm_kernel *k, const pack_task *t) {
+  switch (t->kind) {
+  case PACK_RIGHT_T: return trm_packed_right_floats(k, t->cols, t->rows);    /* W^T [cols, rows] */
+  case PACK_RIGHT: return trm_packed_right_floats(k, t->rows, t->cols);      /* W [rows, cols] */
+  case PACK_LEFT: return div_up(t->rows, k->mr) * k->mr * t->cols;           /* W as A [rows, cols] */
+  case PACK_LEFT_T: return div_up(t->cols, k->mr) * k->mr * t->rows;         /* W^T as A [cols, rows] */
+  default: return t->rows * t->cols;                                         /* SwiGLU: whole panels */
+  }
+}
+
+static void pack_one(const trm_kernel *k, const pack_task *t) {
+  float *dst = t->out->data;
+  switch (t->kind) {
+  case PACK_RIGHT_T: trm_pack_right_into(k, transposed(t->w, t->cols), t->cols, t->rows, dst); break;
+  case PACK_RIGHT: trm_pack_right_into(k, plain(t->w, t->cols), t->rows, t->cols, dst); break;
+  case PACK_LEFT: pack_left_into(k, plain(t->w, t->cols), t->rows, t->cols, dst); break;
+  case PACK_LEFT_T: pack_left_into(k, transposed(t->w, t->cols), t->cols, t->rows, dst); break;
+  default: pack_swiglu_into(k, t->w, t->rows / 2, t->cols, dst); break;
+  }
+}
+
+/* The tasks of one direction (forward or backward) for every layer; n_out receives their count
+ * (at most PACKS_PER_LAYER per layer). */
+enum { PACKS_PER_LAYER = 8 };
+
+static size_t pack_tasks(const trm_tr_params *p, trm_tr_packs *pk, bool backward, bool fuse, bool fuse_t,
+                         pack_task *tasks) {
+  const trm_config *c = &p->cfg;
+  size_t D = (size_t)c->hidden_size, S = (size_t)c->state_len, I = (size_t)c->inter, It = (size_t)c->inter_t;
+  size_t n = 0;
+  for (int64_t l = 0; l < c->L_layers; l++) {
+    const trm_tr_layer *w = &p->w.layers[l];
+    trm_tr_layer_packs *lp = &pk->layers[l];
+#define TASK(kind_, w_, rows_, cols_, out_) tasks[n++] = (pack_task){kind_, w_, rows_, cols_, &lp->out_}
+    if (!backward) {
+      if (c->mlp_t) {
+        TASK(PACK_RIGHT_T, w->mlpt_gate_up, 2 * It, S, mlpt_gate_up);
+        if (fuse_t) TASK(PACK_SWIGLU, w->mlpt_gate_up, 2 * It, S, mlpt_gate_up_fused);
+        TASK(PACK_LEFT, w->mlpt_down, S, It, mlpt_down);
+      } else {
+        TASK(PACK_RIGHT_T, w->qkv, 3 * D, D, qkv);
+        TASK(PACK_RIGHT_T, w->o, D, D, o);
+      }
+      TASK(PACK_RIGHT_T, w->gate_up, 2 * I, D, gate_up);
+      if (fuse) TASK(PACK_SWIGLU, w->gate_up, 2 * I, D, gate_up_fused);
+      TASK(PACK_RIGHT_T, w->down, D, I, down);
+    } else {
+      if (c->mlp_t) {
+        TASK(PACK_RIGHT, w->mlpt_down, S, It, mlpt_down_dx);
+        TASK(PACK_LEFT_T, w->mlpt_gate_up, 2 * It, S, mlpt_gate_up_dx);
+      } else {
+        TASK(PACK_RIGHT, w->qkv, 3 * D, D, qkv_dx);
+        TASK(PACK_RIGHT, w->o, D, D, o_dx);
+      }
+      TASK(PACK_RIGHT, w->gate_up, 2 * I, D, gate_up_dx);
+      TASK(PACK_RIGHT, w->down, D, I, down_dx);
+    }
+#undef TASK
+  }
+  return n;
+}
+
+static bool fusable(const trm_kernel *k, size_t inter, size_t in) {
+  return inter > 0 && trm_swiglu_fusable(k, inter, in);
+}
+
+size_t trm_tr_packs_floats(const trm_tr_ctx *ctx, const trm_tr_params *p) {
+  const trm_config *c = &p->cfg;
+  trm_tr_layer_packs dummy[1];
+  trm_tr_packs pk = {.layers = dummy};
+  pack_task tasks[PACKS_PER_LAYER];
+  bool fuse = fusable(ctx->kernel, (size_t)c->inter, (size_t)c->hidden_size);
+  bool fuse_t = c->mlp_t && fusable(ctx->kernel, (size_t)c->inter_t, (size_t)c->state_len);
+  size_t total = 0;
+  for (int dir = 0; dir < 2; dir++) {
+    /* every layer has the same shapes: count layer 0's and multiply */
+    trm_tr_params one = *p;
+    one.cfg.L_layers = 1;
+    size_t n = pack_tasks(&one, &pk, dir == 1, fuse, fuse_t, tasks);
+    for (size_t i = 0; i < n; i++) total += (pack_floats(ctx->kernel, &tasks[i]) + 15) / 16 * 16;
+  }
+  return total * (size_t)c->L_layers;
+}
+
+void trm_tr_packs_assign(const trm_tr_ctx *ctx, const trm_tr_params *p, trm_tr_packs *pk, float *arena) {
+  const trm_config *c = &p->cfg;
+  pk->kernel = ctx->kernel;
+  pk->fuse = fusable(ctx->kernel, (size_t)c->inter, (size_t)c->hidden_size);
+  pk->fuse_t = c->mlp_t && fusable(ctx->kernel, (size_t)c->inter_t, (size_t)c->state_len);
+  pk->source = NULL;
+  pk->forward_ready = pk->backward_ready = false;
+  pack_task tasks[PACKS_PER_LAYER * 64];
+  size_t used = 0;
+  for (int dir = 0; dir < 2; dir++) {
+    /* in slices of 64 layers so that the task list stays on the stack */
+    for (int64_t l0 = 0; l0 < c->L_layers; l0 += 64) {
+      trm_tr_params part = *p;
+      trm_tr_packs sub = *pk;
+      part.w.layers = p->w.layers + l0;
+      sub.layers = pk->layers + l0;
+      part.cfg.L_layers = c->L_layers - l0 < 64 ? c->L_layers - l0 : 64;
+      size_t n = pack_tasks(&part, &sub, dir == 1, pk->fuse, pk->fuse_t, tasks);
+      for (size_t i = 0; i < n; i++) {
+        tasks[i].out->data = arena + used;
+        tasks[i].out->swiglu = tasks[i].kind == PACK_SWIGLU;
+        used += (pack_floats(ctx->kernel, &tasks[i]) + 15) / 16 * 16;
+      }
+    }
+  }
+}
+
+typedef struct pack_job {
+  const trm_kernel *k;
+  const pack_task *tasks;
+} pack_job;
+
+static void pack_range(void *arg, size_t lo, size_t hi) {
+  const pack_job *j = arg;
+  for (size_t i = lo; i < hi; i++) pack_one(j->k, &j->tasks[i]);
+}
+
+/* Packs one direction's weights when they are not ready (or were packed from other weights). */
+static void packs_ensure(const trm_tr_ctx *ctx, const trm_tr_params *p, trm_tr_packs *pk, bool backward) {
+  if (pk->source != p->w.data) {
+    pk->forward_ready = pk->backward_ready = false;
+    pk->source = p->w.data;
+  }
+  if (backward ? pk->backward_ready : pk->forward_ready) return;
+  pack_task tasks[PACKS_PER_LAYER * 64];
+  for (int64_t l0 = 0; l0 < p->cfg.L_layers; l0 += 64) {
+    trm_tr_params part = *p;
+    trm_tr_packs sub = *pk;
+    part.w.layers = p->w.layers + l0;
+    sub.layers = pk->layers + l0;
+    part.cfg.L_layers = p->cfg.L_layers - l0 < 64 ? p->cfg.L_layers - l0 : 64;
+    size_t n = pack_tasks(&part, &sub, backward, pk->fuse, pk->fuse_t, tasks);
+    pack_job j = {ctx->kernel, tasks};
+    trm_tr_parallel(ctx, n, pack_range, &j);
+  }
+  if (backward) {
+    pk->backward_ready = true;
+  } else {
+    pk->forward_ready = true;
+    pk->backward_ready = false; /* the weights may have changed since they were packed */
+  }
+}
+
+/* The packs of layer w (a layer of p), made ready for the direction; NULL when there are none
+ * (no packs in the scratch, a layer from elsewhere, or a kernel other than the packs'). */
+static const trm_tr_layer_packs *layer_packs(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w,
+                                             trm_tr_scratch *sc, bool backward) {
+  trm_tr_packs *pk = sc->packs;
+  if (!pk || pk->kernel != ctx->kernel) return NULL;
+  for (int64_t l = 0; l < p->cfg.L_layers; l++)
+    if (&p->w.layers[l] == w) {
+      packs_ensure(ctx, p, pk, backward);
+      return &pk->layers[l];
+    }
+  return NULL;
 }
 
 /* ---- attention core: softmax(q k^T / sqrt(hd)) v per (state, head), split over workers ---- */
@@ -175,6 +668,7 @@ typedef struct attn_job {
   const float *dheads;     /* backward input */
   float *dqkv;             /* backward output */
   float *scratch;          /* per worker S*S */
+  size_t scratch_workers;  /* workers the scratch has room for */
 } attn_job;
 
 static float *worker_gemm_buf(const trm_tr_ctx *ctx, size_t worker) {
@@ -205,10 +699,13 @@ static void attn_backward_worker(void *arg, size_t worker, size_t n_workers) {
   const trm_config *c = &j->p->cfg;
   const trm_kernel *k = j->ctx->kernel;
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, H = (size_t)c->num_heads, hd = (size_t)c->head_dim;
+  /* a pool larger than the one the work memory was made for: the extra workers stay idle */
+  size_t stride = min_sz(n_workers, j->scratch_workers);
+  if (worker >= stride) return;
   float *buf = worker_gemm_buf(j->ctx, worker);
   float *dP = j->scratch + worker * S * S;
   float scale = 1.0f / sqrtf((float)hd);
-  for (size_t item = worker; item < j->B * H; item += n_workers) {
+  for (size_t item = worker; item < j->B * H; item += stride) {
     size_t b = item / H, head = item % H;
     const float *base = j->qkv + b * S * 3 * D + head * hd;
     const float *P = j->probs + item * S * S;
@@ -228,27 +725,26 @@ static void attn_backward_worker(void *arg, size_t worker, size_t n_workers) {
   }
 }
 
-static void run_workers(const trm_tr_ctx *ctx, trm_pool_fn fn, void *job) {
-  if (ctx->pool)
-    trm_pool_run(ctx->pool, fn, job);
-  else
-    fn(job, 0, 1);
-}
-
 /* ---- the mixing step: attention ---- */
+
+/* The forward passes read the step's input from in and write its output to h (in may equal h). */
+static void attention_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t B,
+                              const float *in, float *h, trm_tr_layer_tape *lt, trm_tr_scratch *sc) {
+  const trm_config *c = &p->cfg;
+  size_t D = (size_t)c->hidden_size, R = B * (size_t)c->state_len;
+  const trm_tr_layer_packs *pk = layer_packs(ctx, p, w, sc, false);
+  trm_tr_layer_tape *t = lt ? lt : &sc->spare; /* without gradient: the spare tape's buffers */
+  trm_tr_gemm(ctx, R, 3 * D, D, plain(in, D), weight(pk ? &pk->qkv : NULL, transposed(w->qkv, D)), t->qkv, 3 * D);
+  if (c->pos_encodings == TRM_POS_ROPE) rope_rows(ctx, p, t->qkv, R, false);
+  attn_job job = {.ctx = ctx, .p = p, .B = B, .qkv = t->qkv, .probs = t->probs, .heads = t->heads};
+  run_workers(ctx, attn_forward_worker, &job);
+  trm_tr_gemm(ctx, R, D, D, plain(t->heads, D), weight(pk ? &pk->o : NULL, transposed(w->o, D)), sc->d1, D);
+  residual_norm_rows(ctx, in, h, sc->d1, lt ? lt->inv_mix : NULL, R, D, (float)c->rms_norm_eps);
+}
 
 void trm_tr_attention_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t B,
                               float *h, trm_tr_layer_tape *lt, trm_tr_scratch *sc) {
-  const trm_config *c = &p->cfg;
-  size_t D = (size_t)c->hidden_size, R = B * (size_t)c->state_len;
-  linear(ctx, h, w->qkv, R, 3 * D, D, lt->qkv);
-  if (c->pos_encodings == TRM_POS_ROPE) trm_tr_rope(p, lt->qkv, R, false);
-  attn_job job = {.ctx = ctx, .p = p, .B = B, .qkv = lt->qkv, .probs = lt->probs, .heads = lt->heads};
-  run_workers(ctx, attn_forward_worker, &job);
-  float *out = sc->d1;
-  linear(ctx, lt->heads, w->o, R, D, D, out);
-  add_into(h, out, R * D);
-  trm_tr_rmsnorm_rows(h, lt->inv_mix, R, D, (float)c->rms_norm_eps);
+  attention_forward(ctx, p, w, B, h, h, lt, sc);
 }
 
 void trm_tr_attention_backward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w,
@@ -256,72 +752,119 @@ void trm_tr_attention_backward(const trm_tr_ctx *ctx, const trm_tr_params *p, co
                                const trm_tr_layer_tape *lt, float *d, trm_tr_scratch *sc) {
   const trm_config *c = &p->cfg;
   size_t D = (size_t)c->hidden_size, R = B * (size_t)c->state_len;
-  trm_tr_rmsnorm_rows_backward(h_out, lt->inv_mix, d, R, D); /* d = du: of h_in (residual) and of out */
+  const trm_tr_layer_packs *pk = layer_packs(ctx, p, w, sc, true);
+  norm_rows_backward(ctx, h_out, lt->inv_mix, d, R, D); /* d = du: of h_in (residual) and of out */
   float *dheads = sc->d1, *dqkv = sc->d2;
-  linear_dx(ctx, d, w->o, R, D, D, dheads);
-  linear_dw(ctx, d, lt->heads, R, D, D, g->o, sc->wgrad);
+  trm_tr_gemm(ctx, R, D, D, plain(d, D), weight(pk ? &pk->o_dx : NULL, plain(w->o, D)), dheads, D);
+  linear_dw(ctx, d, lt->heads, R, D, D, g->o, sc->wgrad, sc->apack);
   attn_job job = {.ctx = ctx, .p = p, .B = B, .qkv = lt->qkv, .probs = lt->probs, .dheads = dheads, .dqkv = dqkv,
-                  .scratch = sc->attn};
+                  .scratch = sc->attn, .scratch_workers = sc->attn_workers};
   run_workers(ctx, attn_backward_worker, &job);
-  if (c->pos_encodings == TRM_POS_ROPE) trm_tr_rope(p, dqkv, R, true);
-  linear_dw(ctx, dqkv, h_in, R, 3 * D, D, g->qkv, sc->wgrad);
-  linear_dx(ctx, dqkv, w->qkv, R, 3 * D, D, dheads); /* dheads is free again */
-  add_into(d, dheads, R * D);
+  if (c->pos_encodings == TRM_POS_ROPE) rope_rows(ctx, p, dqkv, R, true);
+  linear_dw(ctx, dqkv, h_in, R, 3 * D, D, g->qkv, sc->wgrad, sc->apack);
+  trm_tr_gemm(ctx, R, D, 3 * D, plain(dqkv, 3 * D), weight(pk ? &pk->qkv_dx : NULL, plain(w->qkv, D)), dheads, D);
+  trm_tr_add(ctx, d, dheads, R * D);
 }
 
-/* ---- the mixing step: token MLP on the transposed state ----
- * Per state h [S, D]: gu = h^T Wgu^T [D, 2It], act = swiglu(gu), out^T = act Wd^T [D, S],
- * h = rmsnorm over S of (h + out). */
+/* ---- the mixing step: token MLP ----
+ * Per state h_b [S, D]: gu_b = h_b^T Wgu^T [D, 2It], act_b = swiglu(gu_b), out_b = Wd act_b^T
+ * [S, D], h_b = rmsnorm over S of (h_b + out_b). The B states go through together: permuted to
+ * X [S, B*D] (state b's channels in columns b*D..), gu [B*D, 2It] = X^T Wgu^T is one product,
+ * out [S, B*D] = Wd act^T another, and the norm runs down X's columns; then X is permuted back.
+ * The tape keeps gu [B*D, 2It] and 1/rms per (state, channel). */
+
+static void token_mlp_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t B,
+                              const float *in, float *h, trm_tr_layer_tape *lt, trm_tr_scratch *sc) {
+  const trm_config *c = &p->cfg;
+  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t, N = B * D;
+  const trm_tr_layer_packs *pk = layer_packs(ctx, p, w, sc, false);
+  float *X = sc->xt, *out = sc->xt2;
+  permute(ctx, in, X, B, S, D, true, false);
+  trm_packed xt_packed = pack_left_activation(ctx, transposed(X, N), N, S, sc->apack);
+  trm_operand Xt = {.packed = &xt_packed};
+  if (!lt && pk && pk->mlpt_gate_up_fused.data) {
+    trm_tr_gemm(ctx, N, 2 * It, S, Xt, weight(&pk->mlpt_gate_up_fused, Xt), sc->act, It);
+  } else {
+    float *gu = lt ? lt->gu_t : sc->spare.gu_t;
+    trm_tr_gemm(ctx, N, 2 * It, S, Xt, weight(pk ? &pk->mlpt_gate_up : NULL, transposed(w->mlpt_gate_up, S)), gu,
+                2 * It);
+    swiglu_rows(ctx, gu, sc->act, N, It);
+  }
+  trm_tr_gemm(ctx, S, N, It, weight(pk ? &pk->mlpt_down : NULL, plain(w->mlpt_down, It)), transposed(sc->act, It),
+              out, N);
+  norm_job nj = {.h = X, .add = out, .inv = lt ? lt->inv_mix : NULL, .rows = S, .cols = N, .ld = N,
+                 .eps = (float)c->rms_norm_eps};
+  trm_tr_parallel(ctx, div_up(N, COL_BLOCK), residual_norm_cols_range, &nj);
+  permute(ctx, X, h, B, S, D, false, false);
+}
 
 void trm_tr_token_mlp_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t B,
                               float *h, trm_tr_layer_tape *lt, trm_tr_scratch *sc) {
-  const trm_config *c = &p->cfg;
-  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t;
-  for (size_t b = 0; b < B; b++) {
-    float *hb = h + b * S * D, *gu = lt->gu_t + b * D * 2 * It;
-    trm_tr_gemm(ctx, D, 2 * It, S, transposed(hb, D), transposed(w->mlpt_gate_up, S), gu, 2 * It);
-    trm_tr_swiglu(gu, sc->act, D, It);
-    /* out [S, D] = Wd [S, It] act^T */
-    trm_tr_gemm(ctx, S, D, It, plain(w->mlpt_down, It), transposed(sc->act, It), sc->d1, D);
-    add_into(hb, sc->d1, S * D);
-    trm_tr_rmsnorm_cols(hb, lt->inv_mix + b * D, S, D, (float)c->rms_norm_eps);
-  }
+  token_mlp_forward(ctx, p, w, B, h, h, lt, sc);
 }
 
 void trm_tr_token_mlp_backward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w,
                                trm_tr_layer *g, size_t B, const float *h_in, const float *h_out,
                                const trm_tr_layer_tape *lt, float *d, trm_tr_scratch *sc) {
   const trm_config *c = &p->cfg;
-  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t;
-  for (size_t b = 0; b < B; b++) {
-    const float *hb = h_in + b * S * D, *gu = lt->gu_t + b * D * 2 * It;
-    float *db = d + b * S * D; /* du [S, D]: of h (residual) and of out */
-    trm_tr_rmsnorm_cols_backward(h_out + b * S * D, lt->inv_mix + b * D, db, S, D);
-    trm_tr_swiglu(gu, sc->act, D, It);
-    /* out = Wd act^T: dWd [S, It] += du act;  dact [D, It] = du^T Wd */
-    trm_tr_gemm(ctx, S, It, D, plain(db, D), plain(sc->act, It), sc->wgrad, It);
-    add_into(g->mlpt_down, sc->wgrad, S * It);
-    trm_tr_gemm(ctx, D, It, S, transposed(db, D), plain(w->mlpt_down, It), sc->dact, It);
-    trm_tr_swiglu_backward(gu, sc->dact, sc->dgu, D, It);
-    /* gu = h^T Wgu^T: dWgu [2It, S] += dgu^T h^T;  dh [S, D] += Wgu^T dgu^T */
-    trm_tr_gemm(ctx, 2 * It, S, D, transposed(sc->dgu, 2 * It), transposed(hb, D), sc->wgrad, S);
-    add_into(g->mlpt_gate_up, sc->wgrad, 2 * It * S);
-    trm_tr_gemm(ctx, S, D, 2 * It, transposed(w->mlpt_gate_up, S), transposed(sc->dgu, 2 * It), sc->d1, D);
-    add_into(db, sc->d1, S * D);
-  }
+  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t, N = B * D;
+  const trm_tr_layer_packs *pk = layer_packs(ctx, p, w, sc, true);
+  /* du (of h_in through the residual, and of out), per state along its columns */
+  norm_job nj = {.y = h_out, .inv_in = lt->inv_mix, .d = d, .rows = S, .cols = D};
+  trm_tr_parallel(ctx, B * div_up(D, COL_BLOCK), norm_cols_backward_range, &nj);
+  float *dX = sc->xt, *X = sc->xt2;
+  permute(ctx, d, dX, B, S, D, true, false);
+  /* out = Wd act^T: dact [B*D, It] = dX^T Wd;  dWd [S, It] += dX act */
+  trm_packed dxt = pack_left_activation(ctx, transposed(dX, N), N, S, sc->apack);
+  trm_tr_gemm(ctx, N, It, S, (trm_operand){.packed = &dxt},
+              weight(pk ? &pk->mlpt_down_dx : NULL, plain(w->mlpt_down, It)), sc->dact, It);
+  swiglu_backward_rows(ctx, lt->gu_t, sc->dact, sc->act, sc->dgu, N, It);
+  trm_tr_gemm(ctx, S, It, N, plain(dX, N), plain(sc->act, It), sc->wgrad, It);
+  trm_tr_add(ctx, g->mlpt_down, sc->wgrad, S * It);
+  /* gu = X^T Wgu^T: dWgu [2It, S] += (X dgu)^T;  dX' [S, B*D] = Wgu^T dgu^T */
+  permute(ctx, h_in, X, B, S, D, true, false);
+  trm_tr_gemm(ctx, S, 2 * It, N, plain(X, N), plain(sc->dgu, 2 * It), sc->wgrad, 2 * It);
+  add_t_job aj = {g->mlpt_gate_up, sc->wgrad, 2 * It, S};
+  trm_tr_parallel(ctx, 2 * It, add_transposed_range, &aj);
+  trm_tr_gemm(ctx, S, N, 2 * It, weight(pk ? &pk->mlpt_gate_up_dx : NULL, transposed(w->mlpt_gate_up, S)),
+              transposed(sc->dgu, 2 * It), dX, N);
+  permute(ctx, dX, d, B, S, D, false, true);
 }
 
 /* ---- the channel step: h = rmsnorm(h + down(swiglu(h Wgu^T))) ---- */
 
-void trm_tr_channel_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t rows,
-                            float *h, trm_tr_layer_tape *lt, trm_tr_scratch *sc) {
+static void channel_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t rows,
+                            const float *in, float *h, trm_tr_layer_tape *lt, trm_tr_scratch *sc) {
   const trm_config *c = &p->cfg;
   size_t D = (size_t)c->hidden_size, I = (size_t)c->inter;
-  linear(ctx, h, w->gate_up, rows, 2 * I, D, lt->gu);
-  trm_tr_swiglu(lt->gu, sc->act, rows, I);
-  linear(ctx, sc->act, w->down, rows, D, I, sc->d1);
-  add_into(h, sc->d1, rows * D);
-  trm_tr_rmsnorm_rows(h, lt->inv_mlp, rows, D, (float)c->rms_norm_eps);
+  const trm_tr_layer_packs *pk = layer_packs(ctx, p, w, sc, false);
+  if (!lt && pk && pk->gate_up_fused.data) {
+    /* without gradient the product writes silu(gate) * up straight away */
+    trm_tr_gemm(ctx, rows, 2 * I, D, plain(in, D), weight(&pk->gate_up_fused, plain(in, D)), sc->act, I);
+  } else {
+    float *gu = lt ? lt->gu : sc->spare.gu;
+    trm_tr_gemm(ctx, rows, 2 * I, D, plain(in, D), weight(pk ? &pk->gate_up : NULL, transposed(w->gate_up, D)), gu,
+                2 * I);
+    swiglu_rows(ctx, gu, sc->act, rows, I);
+  }
+  trm_tr_gemm(ctx, rows, D, I, plain(sc->act, I), weight(pk ? &pk->down : NULL, transposed(w->down, I)), sc->d1, D);
+  residual_norm_rows(ctx, in, h, sc->d1, lt ? lt->inv_mlp : NULL, rows, D, (float)c->rms_norm_eps);
+}
+
+void trm_tr_channel_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t rows,
+                            float *h, trm_tr_layer_tape *lt, trm_tr_scratch *sc) {
+  channel_forward(ctx, p, w, rows, h, h, lt, sc);
+}
+
+/* One layer of f: its mixing step from in to mid, its channel step from mid to out (in, mid and
+ * out may be the same array). */
+void trm_tr_layer_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t B,
+                          const float *in, float *mid, float *out, trm_tr_layer_tape *lt, trm_tr_scratch *sc) {
+  if (p->cfg.mlp_t)
+    token_mlp_forward(ctx, p, w, B, in, mid, lt, sc);
+  else
+    attention_forward(ctx, p, w, B, in, mid, lt, sc);
+  channel_forward(ctx, p, w, B * (size_t)p->cfg.state_len, mid, out, lt, sc);
 }
 
 void trm_tr_channel_backward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w,
@@ -329,12 +872,14 @@ void trm_tr_channel_backward(const trm_tr_ctx *ctx, const trm_tr_params *p, cons
                              const trm_tr_layer_tape *lt, float *d, trm_tr_scratch *sc) {
   const trm_config *c = &p->cfg;
   size_t D = (size_t)c->hidden_size, I = (size_t)c->inter;
-  trm_tr_rmsnorm_rows_backward(h_out, lt->inv_mlp, d, rows, D);
-  trm_tr_swiglu(lt->gu, sc->act, rows, I); /* recomputed rather than kept on the tape */
-  linear_dw(ctx, d, sc->act, rows, D, I, g->down, sc->wgrad);
-  linear_dx(ctx, d, w->down, rows, D, I, sc->dact);
-  trm_tr_swiglu_backward(lt->gu, sc->dact, sc->dgu, rows, I);
-  linear_dw(ctx, sc->dgu, h_in, rows, 2 * I, D, g->gate_up, sc->wgrad);
-  linear_dx(ctx, sc->dgu, w->gate_up, rows, 2 * I, D, sc->d1);
-  add_into(d, sc->d1, rows * D);
+  const trm_tr_layer_packs *pk = layer_packs(ctx, p, w, sc, true);
+  norm_rows_backward(ctx, h_out, lt->inv_mlp, d, rows, D);
+  trm_tr_gemm(ctx, rows, I, D, plain(d, D), weight(pk ? &pk->down_dx : NULL, plain(w->down, I)), sc->dact, I);
+  /* the activations are recomputed here rather than kept on the tape */
+  swiglu_backward_rows(ctx, lt->gu, sc->dact, sc->act, sc->dgu, rows, I);
+  linear_dw(ctx, d, sc->act, rows, D, I, g->down, sc->wgrad, sc->apack);
+  linear_dw(ctx, sc->dgu, h_in, rows, 2 * I, D, g->gate_up, sc->wgrad, sc->apack);
+  trm_tr_gemm(ctx, rows, D, 2 * I, plain(sc->dgu, 2 * I), weight(pk ? &pk->gate_up_dx : NULL, plain(w->gate_up, D)),
+              sc->d1, D);
+  trm_tr_add(ctx, d, sc->d1, rows * D);
 }

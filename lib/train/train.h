@@ -133,11 +133,17 @@ typedef struct trm_tr_scratch {
   float *d1, *d2; /* [R * max(3D, ...)]: activation gradients */
   float *wgrad; /* [largest weight] */
   float *attn;  /* per worker: [S*S] */
+  size_t attn_workers; /* workers attn has room for */
+  float *xt, *xt2;     /* token MLP: [R*D] each, the states permuted to [S, B*D] */
+  float *apack;        /* an activation packed as a left operand: [(R*D or D*R) MR-padded] */
+  trm_tr_layer_tape spare; /* buffers of a call without tape (those of tape 0, layer 0) */
+  struct trm_tr_packs *packs; /* the weights packed for the kernel (owned), or NULL */
 } trm_tr_scratch;
 
-/* The mixing and channel steps of one layer, forward (saving into lt) and backward. h [R, D] is
- * replaced by the step's output. Backward: d [R, D] holds the gradient of the output on entry
- * and of the input on return; weight gradients are accumulated into g. */
+/* The mixing and channel steps of one layer, forward (saving into lt; lt NULL: no gradient will
+ * follow, nothing is saved) and backward. h [R, D] is replaced by the step's output. Backward:
+ * d [R, D] holds the gradient of the output on entry and of the input on return; weight
+ * gradients are accumulated into g. */
 TRM_HIDDEN void trm_tr_attention_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w,
                                          size_t B, float *h, trm_tr_layer_tape *lt, trm_tr_scratch *sc);
 TRM_HIDDEN void trm_tr_attention_backward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w,
@@ -178,7 +184,9 @@ typedef struct trm_tr_work {
 TRM_HIDDEN trm_status trm_tr_work_init(const trm_tr_ctx *ctx, const trm_tr_params *p, size_t batch, trm_tr_work *w);
 TRM_HIDDEN void trm_tr_work_free(trm_tr_work *w);
 
-/* out = f(target, a + b) over B states (b may be NULL), saving into tape. out may equal target. */
+/* out = f(target, a + b) over B states (b may be NULL), saving into tape. out may equal target.
+ * tape NULL: a call without gradient (the no-grad cycles): nothing is saved, the SwiGLU products
+ * are fused, and the buffers of tape 0 serve as scratch. */
 TRM_HIDDEN void trm_tr_f_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, trm_tr_work *w, size_t B,
                                  const float *target, const float *a, const float *b, trm_tr_tape *tape, float *out);
 /* d [R, D]: gradient of the call's output on entry, of h + inj on return (the gradient of the
@@ -341,5 +349,52 @@ TRM_HIDDEN trm_status trm_tr_checkpoint_save(const trm_trainer *t, const char *p
 TRM_HIDDEN trm_status trm_tr_checkpoint_load(const char *path, trm_trainer **out);
 /* Writes size bytes to path through a temporary file renamed into place. */
 TRM_HIDDEN trm_status trm_tr_write_file(const char *path, const uint8_t *data, size_t size);
+
+/* ==== Speed (ops.c, net.c): weights packed once per step, elementwise passes over the pool ==== */
+
+/* fn over [0, n) cut into one contiguous range per worker of ctx's pool (the caller's thread
+ * alone without a pool). Each item must be computed whole by one call, so that results do not
+ * depend on the number of workers. */
+typedef void (*trm_tr_range_fn)(void *arg, size_t lo, size_t hi);
+TRM_HIDDEN void trm_tr_parallel(const trm_tr_ctx *ctx, size_t n, trm_tr_range_fn fn, void *arg);
+/* dst [n] += src over the pool. */
+TRM_HIDDEN void trm_tr_add(const trm_tr_ctx *ctx, float *dst, const float *src, size_t n);
+/* One layer of f: the mixing step from in to mid, the channel step from mid to out, saving into
+ * lt (NULL: no gradient follows); in, mid and out may be the same array. */
+TRM_HIDDEN void trm_tr_layer_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t B,
+                                     const float *in, float *mid, float *out, trm_tr_layer_tape *lt,
+                                     trm_tr_scratch *sc);
+
+/* One layer's weights packed for the kernel (kernels.h's layouts; data NULL when unused). */
+typedef struct trm_tr_layer_packs {
+  /* forward: W^T as right operands; the SwiGLU gate_up interleaved for the fused product (when
+   * the kernel can fuse it); the token MLP's down as a left operand */
+  trm_packed qkv, o, gate_up, gate_up_fused, down, mlpt_gate_up, mlpt_gate_up_fused, mlpt_down;
+  /* backward (dx = dy W): W as right operands; the token MLP's gate_up^T as a left operand */
+  trm_packed qkv_dx, o_dx, gate_up_dx, down_dx, mlpt_down_dx, mlpt_gate_up_dx;
+} trm_tr_layer_packs;
+
+/* The packed weights of a work memory (w->sc.packs). The weights do not change within a
+ * supervision step, so they are packed once per step: the forward layouts at the first call of
+ * f after they were marked stale, the backward ones at the first backward call after that. They
+ * are marked stale by trm_tr_heads_backward (every step ends its forward pass there, so the
+ * optimiser update that follows a step is always seen), by trm_tr_weights_changed, and when
+ * another weight array is passed. */
+typedef struct trm_tr_packs {
+  trm_tr_layer_packs *layers; /* [L_layers] */
+  float *arena;
+  const trm_kernel *kernel;   /* the layouts are this kernel's */
+  const float *source;        /* the weight array they were packed from */
+  bool fuse, fuse_t;          /* whether the channel / token SwiGLU products can be fused */
+  bool forward_ready, backward_ready;
+} trm_tr_packs;
+
+/* Floats of packed weights for p on ctx's kernel, and the assignment of an arena of that size. */
+TRM_HIDDEN size_t trm_tr_packs_floats(const trm_tr_ctx *ctx, const trm_tr_params *p);
+TRM_HIDDEN void trm_tr_packs_assign(const trm_tr_ctx *ctx, const trm_tr_params *p, trm_tr_packs *pk, float *arena);
+
+/* Call after changing the weights in place other than by a supervision step followed by the
+ * optimiser (e.g. copying other weights in, or perturbing one): the next call of f re-packs. */
+TRM_HIDDEN void trm_tr_weights_changed(trm_tr_work *w);
 
 #endif
