@@ -251,7 +251,8 @@ static void norm_rows_backward(const trm_tr_ctx *ctx, const float *y, const floa
 /* Columns normalise in blocks of COL_BLOCK, walking the rows in memory order. */
 enum { COL_BLOCK = 64 };
 
-/* v [rows, ld]: v = rmsnorm over each column of (v + add), for the column blocks [lo, hi). */
+/* h [rows, ld]: h = rmsnorm over each column of (src + add) (src NULL: h itself), for the column
+ * blocks [lo, hi). */
 static void residual_norm_cols_range(void *arg, size_t lo, size_t hi) {
   const norm_job *j = arg;
   for (size_t blk = lo; blk < hi; blk++) {
@@ -259,9 +260,12 @@ static void residual_norm_cols_range(void *arg, size_t lo, size_t hi) {
     float sums[COL_BLOCK] = {0};
     for (size_t i = 0; i < j->rows; i++) {
       float *v = j->h + i * j->ld + c0;
+      const float *in = j->src ? j->src + i * j->ld + c0 : v;
       if (j->add) {
         const float *a = j->add + i * j->ld + c0;
-        for (size_t c = 0; c < width; c++) v[c] += a[c];
+        for (size_t c = 0; c < width; c++) v[c] = in[c] + a[c];
+      } else if (in != v) {
+        memcpy(v, in, width * sizeof *v);
       }
       for (size_t c = 0; c < width; c++) sums[c] += v[c] * v[c];
     }
@@ -381,18 +385,6 @@ static void swiglu_backward_range(void *arg, size_t lo, size_t hi) {
   }
 }
 
-static void swiglu_rows(const trm_tr_ctx *ctx, const float *gu, float *act, size_t rows, size_t inter) {
-  swiglu_job j = {.k = ctx->kernel, .gu = gu, .act = act, .inter = inter};
-  trm_tr_parallel(ctx, rows, swiglu_range, &j);
-}
-
-/* dgu from dact; act (may be NULL) receives the recomputed activations. */
-static void swiglu_backward_rows(const trm_tr_ctx *ctx, const float *gu, const float *dact, float *act, float *dgu,
-                                 size_t rows, size_t inter) {
-  swiglu_job j = {.k = ctx->kernel, .gu = gu, .dact = dact, .act = act, .dgu = dgu, .inter = inter};
-  trm_tr_parallel(ctx, rows, swiglu_backward_range, &j);
-}
-
 void trm_tr_swiglu(const float *gu, float *act, size_t rows, size_t inter) {
   swiglu_job j = {.k = trm_kernel_select(), .gu = gu, .act = act, .inter = inter};
   swiglu_range(&j, 0, rows);
@@ -436,36 +428,6 @@ void trm_tr_rope(const trm_tr_params *p, float *qkv, size_t rows, bool inverse) 
 static void rope_rows(const trm_tr_ctx *ctx, const trm_tr_params *p, float *qkv, size_t rows, bool inverse) {
   rope_job j = {p, qkv, inverse};
   trm_tr_parallel(ctx, rows, rope_range, &j);
-}
-
-/* ---- [B, S, D] <-> [S, B, D]: the token MLP works on the states side by side ---- */
-
-typedef struct permute_job {
-  const float *src;
-  float *dst;
-  size_t B, S, D;
-  bool to_sbd, accumulate;
-} permute_job;
-
-static void permute_range(void *arg, size_t lo, size_t hi) {
-  const permute_job *j = arg;
-  for (size_t s = lo; s < hi; s++)
-    for (size_t b = 0; b < j->B; b++) {
-      size_t bsd = (b * j->S + s) * j->D, sbd = (s * j->B + b) * j->D;
-      const float *from = j->src + (j->to_sbd ? bsd : sbd);
-      float *to = j->dst + (j->to_sbd ? sbd : bsd);
-      if (j->accumulate)
-        for (size_t c = 0; c < j->D; c++) to[c] += from[c];
-      else
-        memcpy(to, from, j->D * sizeof *to);
-    }
-}
-
-/* to_sbd: dst [S, B, D] (=, or += when accumulate) from src [B, S, D]; else the other way. */
-static void permute(const trm_tr_ctx *ctx, const float *src, float *dst, size_t B, size_t S, size_t D, bool to_sbd,
-                    bool accumulate) {
-  permute_job j = {src, dst, B, S, D, to_sbd, accumulate};
-  trm_tr_parallel(ctx, S, permute_range, &j);
 }
 
 /* ---- packed weights ---- */
@@ -766,36 +728,124 @@ void trm_tr_attention_backward(const trm_tr_ctx *ctx, const trm_tr_params *p, co
   trm_tr_add(ctx, d, dheads, R * D);
 }
 
+/* ---- runs of work on one worker, or over the pool ----
+ * The channel and token MLP steps give each worker whole rows (or whole states) and run every
+ * product and pass of those on it, one pool job per step instead of one per product. A row's
+ * result does not depend on which rows share a worker (the GEMM sums each element the same way
+ * whatever the split), so this too is the same for every thread count. With too few rows or
+ * states for the workers, the work runs on the caller with the products over the pool instead. */
+
+typedef struct exec {
+  const trm_tr_ctx *ctx;
+  float *gemm_buf; /* this worker's packing buffer (when not threaded) */
+  bool threaded;   /* the products and passes go over the pool */
+} exec;
+
+static void ex_gemm(const exec *e, size_t M, size_t N, size_t K, trm_operand A, trm_operand B, float *C, size_t ldc) {
+  if (e->threaded)
+    trm_tr_gemm(e->ctx, M, N, K, A, B, C, ldc);
+  else
+    trm_gemm_single(e->ctx->kernel, e->gemm_buf, M, N, K, A, B, C, ldc);
+}
+
+static void ex_range(const exec *e, size_t n, trm_tr_range_fn fn, void *arg) {
+  if (e->threaded)
+    trm_tr_parallel(e->ctx, n, fn, arg);
+  else if (n > 0)
+    fn(arg, 0, n);
+}
+
+/* A left operand packed by this exec (over the pool when threaded). */
+static trm_packed ex_pack_left(const exec *e, trm_operand A, size_t M, size_t K, float *dst) {
+  pack_left_job j = {e->ctx->kernel, A, M, K, dst};
+  ex_range(e, div_up(M, e->ctx->kernel->mr), pack_left_range, &j);
+  return (trm_packed){.data = dst};
+}
+
+typedef void (*part_fn)(const void *job, const exec *e, size_t lo, size_t hi);
+
+typedef struct split_job {
+  part_fn fn;
+  const void *job;
+  const trm_tr_ctx *ctx;
+  size_t n;
+} split_job;
+
+static void split_worker(void *arg, size_t worker, size_t n_workers) {
+  const split_job *j = arg;
+  size_t lo = j->n * worker / n_workers, hi = j->n * (worker + 1) / n_workers;
+  exec e = {j->ctx, worker_gemm_buf(j->ctx, worker), false};
+  if (hi > lo) j->fn(j->job, &e, lo, hi);
+}
+
+/* fn over items [0, n): a contiguous share per worker when there are at least min_per_worker
+ * items for each, else all on the caller with its products over the pool. */
+static void split(const trm_tr_ctx *ctx, size_t n, size_t min_per_worker, part_fn fn, const void *job) {
+  if (ctx->pool && n >= ctx->workers * min_per_worker) {
+    split_job j = {fn, job, ctx, n};
+    trm_pool_run(ctx->pool, split_worker, &j);
+  } else {
+    exec e = {ctx, ctx->gemm_bufs, ctx->pool != NULL};
+    fn(job, &e, 0, n);
+  }
+}
+
+/* Rows of the channel step one worker takes at a time (the GEMM's row block). */
+enum { ROW_BLOCK = 128 };
+
+typedef struct mlp_job {
+  const trm_tr_params *p;
+  const trm_tr_layer *w;
+  const trm_tr_layer_packs *pk;
+  size_t B;
+  const float *in, *h_out;
+  float *h, *d;
+  trm_tr_layer_tape *lt;       /* forward; NULL without gradient */
+  const trm_tr_layer_tape *tape; /* backward */
+  trm_tr_scratch *sc;
+} mlp_job;
+
 /* ---- the mixing step: token MLP ----
- * Per state h_b [S, D]: gu_b = h_b^T Wgu^T [D, 2It], act_b = swiglu(gu_b), out_b = Wd act_b^T
- * [S, D], h_b = rmsnorm over S of (h_b + out_b). The B states go through together: permuted to
- * X [S, B*D] (state b's channels in columns b*D..), gu [B*D, 2It] = X^T Wgu^T is one product,
- * out [S, B*D] = Wd act^T another, and the norm runs down X's columns; then X is permuted back.
- * The tape keeps gu [B*D, 2It] and 1/rms per (state, channel). */
+ * Per state h_b [S, D]: gu_b = h_b^T Wgu^T [D, 2It] (h_b read transposed, packed here),
+ * act_b = swiglu(gu_b), out_b = Wd act_b^T [S, D], h_b = rmsnorm over S of (h_b + out_b). Each
+ * state goes through whole on one worker. The tape keeps gu [B*D, 2It] and 1/rms per (state,
+ * channel). */
+
+static size_t state_pack_floats(const trm_tr_ctx *ctx, const trm_config *c) {
+  return div_up((size_t)c->hidden_size, ctx->kernel->mr) * ctx->kernel->mr * (size_t)c->state_len;
+}
+
+static void token_forward_part(const void *job, const exec *e, size_t lo, size_t hi) {
+  const mlp_job *j = job;
+  const trm_config *c = &j->p->cfg;
+  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t;
+  const trm_tr_layer_packs *pk = j->pk;
+  trm_tr_scratch *sc = j->sc;
+  for (size_t b = lo; b < hi; b++) {
+    const float *in = j->in + b * S * D;
+    float *act = sc->act + b * D * It, *out = sc->d1 + b * S * D;
+    trm_packed xt = ex_pack_left(e, transposed(in, D), D, S, sc->apack + b * state_pack_floats(e->ctx, c));
+    trm_operand A = {.packed = &xt};
+    if (!j->lt && pk && pk->mlpt_gate_up_fused.data) {
+      ex_gemm(e, D, 2 * It, S, A, weight(&pk->mlpt_gate_up_fused, A), act, It);
+    } else {
+      float *gu = (j->lt ? j->lt->gu_t : sc->spare.gu_t) + b * D * 2 * It;
+      ex_gemm(e, D, 2 * It, S, A, weight(pk ? &pk->mlpt_gate_up : NULL, transposed(j->w->mlpt_gate_up, S)), gu,
+              2 * It);
+      swiglu_job sj = {.k = e->ctx->kernel, .gu = gu, .act = act, .inter = It};
+      ex_range(e, D, swiglu_range, &sj);
+    }
+    ex_gemm(e, S, D, It, weight(pk ? &pk->mlpt_down : NULL, plain(j->w->mlpt_down, It)), transposed(act, It), out, D);
+    norm_job nj = {.h = j->h + b * S * D, .src = in, .add = out, .inv = j->lt ? j->lt->inv_mix + b * D : NULL,
+                   .rows = S, .cols = D, .ld = D, .eps = (float)c->rms_norm_eps};
+    ex_range(e, div_up(D, COL_BLOCK), residual_norm_cols_range, &nj);
+  }
+}
 
 static void token_mlp_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t B,
                               const float *in, float *h, trm_tr_layer_tape *lt, trm_tr_scratch *sc) {
-  const trm_config *c = &p->cfg;
-  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t, N = B * D;
-  const trm_tr_layer_packs *pk = layer_packs(ctx, p, w, sc, false);
-  float *X = sc->xt, *out = sc->xt2;
-  permute(ctx, in, X, B, S, D, true, false);
-  trm_packed xt_packed = pack_left_activation(ctx, transposed(X, N), N, S, sc->apack);
-  trm_operand Xt = {.packed = &xt_packed};
-  if (!lt && pk && pk->mlpt_gate_up_fused.data) {
-    trm_tr_gemm(ctx, N, 2 * It, S, Xt, weight(&pk->mlpt_gate_up_fused, Xt), sc->act, It);
-  } else {
-    float *gu = lt ? lt->gu_t : sc->spare.gu_t;
-    trm_tr_gemm(ctx, N, 2 * It, S, Xt, weight(pk ? &pk->mlpt_gate_up : NULL, transposed(w->mlpt_gate_up, S)), gu,
-                2 * It);
-    swiglu_rows(ctx, gu, sc->act, N, It);
-  }
-  trm_tr_gemm(ctx, S, N, It, weight(pk ? &pk->mlpt_down : NULL, plain(w->mlpt_down, It)), transposed(sc->act, It),
-              out, N);
-  norm_job nj = {.h = X, .add = out, .inv = lt ? lt->inv_mix : NULL, .rows = S, .cols = N, .ld = N,
-                 .eps = (float)c->rms_norm_eps};
-  trm_tr_parallel(ctx, div_up(N, COL_BLOCK), residual_norm_cols_range, &nj);
-  permute(ctx, X, h, B, S, D, false, false);
+  mlp_job j = {.p = p, .w = w, .pk = layer_packs(ctx, p, w, sc, false), .B = B, .in = in, .h = h, .lt = lt, .sc = sc};
+  split(ctx, B, 1, token_forward_part, &j);
 }
 
 void trm_tr_token_mlp_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t B,
@@ -803,52 +853,86 @@ void trm_tr_token_mlp_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, con
   token_mlp_forward(ctx, p, w, B, h, h, lt, sc);
 }
 
+/* Per state: du (along the columns), then dact_b = du_b^T Wd, dgu_b, and d_b = du_b + Wgu^T
+ * dgu_b^T; du and the input go to the [S, B*D] matrices of the weight gradients. */
+static void token_backward_part(const void *job, const exec *e, size_t lo, size_t hi) {
+  const mlp_job *j = job;
+  const trm_config *c = &j->p->cfg;
+  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t, N = j->B * D;
+  const trm_tr_layer_packs *pk = j->pk;
+  trm_tr_scratch *sc = j->sc;
+  for (size_t b = lo; b < hi; b++) {
+    float *d = j->d + b * S * D, *tmp = sc->d1 + b * S * D;
+    float *act = sc->act + b * D * It, *dact = sc->dact + b * D * It, *dgu = sc->dgu + b * D * 2 * It;
+    norm_job nj = {.y = j->h_out + b * S * D, .inv_in = j->tape->inv_mix + b * D, .d = d, .rows = S, .cols = D};
+    ex_range(e, div_up(D, COL_BLOCK), norm_cols_backward_range, &nj);
+    for (size_t s = 0; s < S; s++) {
+      memcpy(sc->xt + s * N + b * D, d + s * D, D * sizeof *d);
+      memcpy(sc->xt2 + s * N + b * D, j->in + (b * S + s) * D, D * sizeof *d);
+    }
+    trm_packed dt = ex_pack_left(e, transposed(d, D), D, S, sc->apack + b * state_pack_floats(e->ctx, c));
+    ex_gemm(e, D, It, S, (trm_operand){.packed = &dt},
+            weight(pk ? &pk->mlpt_down_dx : NULL, plain(j->w->mlpt_down, It)), dact, It);
+    swiglu_job sj = {.k = e->ctx->kernel, .gu = j->tape->gu_t + b * D * 2 * It, .dact = dact, .act = act, .dgu = dgu,
+                     .inter = It};
+    ex_range(e, D, swiglu_backward_range, &sj);
+    ex_gemm(e, S, D, 2 * It, weight(pk ? &pk->mlpt_gate_up_dx : NULL, transposed(j->w->mlpt_gate_up, S)),
+            transposed(dgu, 2 * It), tmp, D);
+    add_job aj = {.dst = d, .b = tmp, .chunk = D};
+    ex_range(e, S, add_range, &aj);
+  }
+}
+
 void trm_tr_token_mlp_backward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w,
                                trm_tr_layer *g, size_t B, const float *h_in, const float *h_out,
                                const trm_tr_layer_tape *lt, float *d, trm_tr_scratch *sc) {
   const trm_config *c = &p->cfg;
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t, N = B * D;
-  const trm_tr_layer_packs *pk = layer_packs(ctx, p, w, sc, true);
-  /* du (of h_in through the residual, and of out), per state along its columns */
-  norm_job nj = {.y = h_out, .inv_in = lt->inv_mix, .d = d, .rows = S, .cols = D};
-  trm_tr_parallel(ctx, B * div_up(D, COL_BLOCK), norm_cols_backward_range, &nj);
-  float *dX = sc->xt, *X = sc->xt2;
-  permute(ctx, d, dX, B, S, D, true, false);
-  /* out = Wd act^T: dact [B*D, It] = dX^T Wd;  dWd [S, It] += dX act */
-  trm_packed dxt = pack_left_activation(ctx, transposed(dX, N), N, S, sc->apack);
-  trm_tr_gemm(ctx, N, It, S, (trm_operand){.packed = &dxt},
-              weight(pk ? &pk->mlpt_down_dx : NULL, plain(w->mlpt_down, It)), sc->dact, It);
-  swiglu_backward_rows(ctx, lt->gu_t, sc->dact, sc->act, sc->dgu, N, It);
-  trm_tr_gemm(ctx, S, It, N, plain(dX, N), plain(sc->act, It), sc->wgrad, It);
+  mlp_job j = {.p = p, .w = w, .pk = layer_packs(ctx, p, w, sc, true), .B = B, .in = h_in, .h_out = h_out, .d = d,
+               .tape = lt, .sc = sc};
+  split(ctx, B, 1, token_backward_part, &j);
+  /* dWd [S, It] += dU act with dU [S, B*D] the states' du side by side; dWgu [2It, S] += (X dgu)^T */
+  trm_tr_gemm(ctx, S, It, N, plain(sc->xt, N), plain(sc->act, It), sc->wgrad, It);
   trm_tr_add(ctx, g->mlpt_down, sc->wgrad, S * It);
-  /* gu = X^T Wgu^T: dWgu [2It, S] += (X dgu)^T;  dX' [S, B*D] = Wgu^T dgu^T */
-  permute(ctx, h_in, X, B, S, D, true, false);
-  trm_tr_gemm(ctx, S, 2 * It, N, plain(X, N), plain(sc->dgu, 2 * It), sc->wgrad, 2 * It);
+  trm_tr_gemm(ctx, S, 2 * It, N, plain(sc->xt2, N), plain(sc->dgu, 2 * It), sc->wgrad, 2 * It);
   add_t_job aj = {g->mlpt_gate_up, sc->wgrad, 2 * It, S};
   trm_tr_parallel(ctx, 2 * It, add_transposed_range, &aj);
-  trm_tr_gemm(ctx, S, N, 2 * It, weight(pk ? &pk->mlpt_gate_up_dx : NULL, transposed(w->mlpt_gate_up, S)),
-              transposed(sc->dgu, 2 * It), dX, N);
-  permute(ctx, dX, d, B, S, D, false, true);
 }
 
 /* ---- the channel step: h = rmsnorm(h + down(swiglu(h Wgu^T))) ---- */
 
+static void channel_forward_part(const void *job, const exec *e, size_t lo, size_t hi) {
+  const mlp_job *j = job;
+  const trm_config *c = &j->p->cfg;
+  size_t D = (size_t)c->hidden_size, I = (size_t)c->inter;
+  const trm_tr_layer_packs *pk = j->pk;
+  trm_tr_scratch *sc = j->sc;
+  /* on a worker, a block of rows at a time (its activations stay in cache); threaded, all */
+  size_t block = e->threaded ? hi - lo : ROW_BLOCK;
+  for (size_t r0 = lo; r0 < hi; r0 += block) {
+    size_t n = min_sz(block, hi - r0);
+    trm_operand x = plain(j->in + r0 * D, D);
+    float *act = sc->act + r0 * I, *out = sc->d1 + r0 * D;
+    if (!j->lt && pk && pk->gate_up_fused.data) {
+      /* without gradient the product writes silu(gate) * up straight away */
+      ex_gemm(e, n, 2 * I, D, x, weight(&pk->gate_up_fused, x), act, I);
+    } else {
+      float *gu = (j->lt ? j->lt->gu : sc->spare.gu) + r0 * 2 * I;
+      ex_gemm(e, n, 2 * I, D, x, weight(pk ? &pk->gate_up : NULL, transposed(j->w->gate_up, D)), gu, 2 * I);
+      swiglu_job sj = {.k = e->ctx->kernel, .gu = gu, .act = act, .inter = I};
+      ex_range(e, n, swiglu_range, &sj);
+    }
+    ex_gemm(e, n, D, I, plain(act, I), weight(pk ? &pk->down : NULL, transposed(j->w->down, I)), out, D);
+    norm_job nj = {.h = j->h + r0 * D, .src = j->in + r0 * D, .add = out,
+                   .inv = j->lt ? j->lt->inv_mlp + r0 : NULL, .cols = D, .eps = (float)c->rms_norm_eps};
+    ex_range(e, n, residual_norm_rows_range, &nj);
+  }
+}
+
 static void channel_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t rows,
                             const float *in, float *h, trm_tr_layer_tape *lt, trm_tr_scratch *sc) {
-  const trm_config *c = &p->cfg;
-  size_t D = (size_t)c->hidden_size, I = (size_t)c->inter;
-  const trm_tr_layer_packs *pk = layer_packs(ctx, p, w, sc, false);
-  if (!lt && pk && pk->gate_up_fused.data) {
-    /* without gradient the product writes silu(gate) * up straight away */
-    trm_tr_gemm(ctx, rows, 2 * I, D, plain(in, D), weight(&pk->gate_up_fused, plain(in, D)), sc->act, I);
-  } else {
-    float *gu = lt ? lt->gu : sc->spare.gu;
-    trm_tr_gemm(ctx, rows, 2 * I, D, plain(in, D), weight(pk ? &pk->gate_up : NULL, transposed(w->gate_up, D)), gu,
-                2 * I);
-    swiglu_rows(ctx, gu, sc->act, rows, I);
-  }
-  trm_tr_gemm(ctx, rows, D, I, plain(sc->act, I), weight(pk ? &pk->down : NULL, transposed(w->down, I)), sc->d1, D);
-  residual_norm_rows(ctx, in, h, sc->d1, lt ? lt->inv_mlp : NULL, rows, D, (float)c->rms_norm_eps);
+  mlp_job j = {.p = p, .w = w, .pk = layer_packs(ctx, p, w, sc, false), .in = in, .h = h, .lt = lt, .sc = sc};
+  split(ctx, rows, 2 * ctx->kernel->mr, channel_forward_part, &j);
 }
 
 void trm_tr_channel_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t rows,
@@ -867,19 +951,38 @@ void trm_tr_layer_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const t
   channel_forward(ctx, p, w, B * (size_t)p->cfg.state_len, mid, out, lt, sc);
 }
 
+/* Per block of rows: du, dact = du Wd, the activations and dgu, and dgu Wgu (into d1). */
+static void channel_backward_part(const void *job, const exec *e, size_t lo, size_t hi) {
+  const mlp_job *j = job;
+  const trm_config *c = &j->p->cfg;
+  size_t D = (size_t)c->hidden_size, I = (size_t)c->inter;
+  const trm_tr_layer_packs *pk = j->pk;
+  trm_tr_scratch *sc = j->sc;
+  size_t block = e->threaded ? hi - lo : ROW_BLOCK;
+  for (size_t r0 = lo; r0 < hi; r0 += block) {
+    size_t n = min_sz(block, hi - r0);
+    float *d = j->d + r0 * D, *dact = sc->dact + r0 * I, *dgu = sc->dgu + r0 * 2 * I;
+    norm_job nj = {.y = j->h_out + r0 * D, .inv_in = j->tape->inv_mlp + r0, .d = d, .cols = D};
+    ex_range(e, n, norm_rows_backward_range, &nj);
+    ex_gemm(e, n, I, D, plain(d, D), weight(pk ? &pk->down_dx : NULL, plain(j->w->down, I)), dact, I);
+    /* the activations are recomputed here rather than kept on the tape */
+    swiglu_job sj = {.k = e->ctx->kernel, .gu = j->tape->gu + r0 * 2 * I, .dact = dact, .act = sc->act + r0 * I,
+                     .dgu = dgu, .inter = I};
+    ex_range(e, n, swiglu_backward_range, &sj);
+    ex_gemm(e, n, D, 2 * I, plain(dgu, 2 * I), weight(pk ? &pk->gate_up_dx : NULL, plain(j->w->gate_up, D)),
+            sc->d1 + r0 * D, D);
+  }
+}
+
 void trm_tr_channel_backward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w,
                              trm_tr_layer *g, size_t rows, const float *h_in, const float *h_out,
                              const trm_tr_layer_tape *lt, float *d, trm_tr_scratch *sc) {
   const trm_config *c = &p->cfg;
   size_t D = (size_t)c->hidden_size, I = (size_t)c->inter;
-  const trm_tr_layer_packs *pk = layer_packs(ctx, p, w, sc, true);
-  norm_rows_backward(ctx, h_out, lt->inv_mlp, d, rows, D);
-  trm_tr_gemm(ctx, rows, I, D, plain(d, D), weight(pk ? &pk->down_dx : NULL, plain(w->down, I)), sc->dact, I);
-  /* the activations are recomputed here rather than kept on the tape */
-  swiglu_backward_rows(ctx, lt->gu, sc->dact, sc->act, sc->dgu, rows, I);
+  mlp_job j = {.p = p, .w = w, .pk = layer_packs(ctx, p, w, sc, true), .in = h_in, .h_out = h_out, .d = d,
+               .tape = lt, .sc = sc};
+  split(ctx, rows, 2 * ctx->kernel->mr, channel_backward_part, &j);
   linear_dw(ctx, d, sc->act, rows, D, I, g->down, sc->wgrad, sc->apack);
   linear_dw(ctx, sc->dgu, h_in, rows, 2 * I, D, g->gate_up, sc->wgrad, sc->apack);
-  trm_tr_gemm(ctx, rows, D, 2 * I, plain(sc->dgu, 2 * I), weight(pk ? &pk->gate_up_dx : NULL, plain(w->gate_up, D)),
-              sc->d1, D);
   trm_tr_add(ctx, d, sc->d1, rows * D);
 }
