@@ -1259,6 +1259,161 @@ static void check_errors(void) {
   mb_free(mb);
 }
 
+/* ---- the engine's fast paths: split of work, no-gradient forward, packed weights ---- */
+
+typedef struct run_out {
+  float *g, *y, *z;
+} run_out;
+
+/* Two supervision steps of B puzzles on `threads` threads from the initial carry; the second
+ * step's gradients and the carry after it. */
+static run_out two_steps(trm_tr_params *p, size_t B, size_t threads, const int32_t *tokens, const int32_t *labels,
+                         const int32_t *ids) {
+  const trm_config *c = &p->cfg;
+  size_t n = B * (size_t)(c->state_len * c->hidden_size);
+  run_out r = {xcalloc(p->floats, sizeof(float)), xcalloc(n, sizeof(float)), xcalloc(n, sizeof(float))};
+  trm_tr_ctx ctx;
+  trm_tr_work w;
+  if (trm_tr_ctx_init(&ctx, threads) != TRM_OK || trm_tr_work_init(&ctx, p, B, &w) != TRM_OK) exit(2);
+  trm_tr_dense g;
+  trm_tr_dense_view(p, r.g, &g);
+  for (size_t b = 0; b < B; b++) trm_tr_carry_reset(p, r.y, r.z, b);
+  trm_tr_batch batch = {.B = B, .tokens = tokens, .labels = labels, .puzzle_ids = ids, .ignore_label = -100,
+                        .loss_scale = 1.0 / (double)B};
+  for (int step = 0; step < 2; step++) {
+    memset(r.g, 0, p->floats * sizeof(float));
+    CHECK(trm_tr_step(&ctx, p, &w, &batch, r.y, r.z, &g, NULL, NULL) == TRM_OK, "step: %s", trm_last_error());
+  }
+  trm_tr_dense_view_free(&g);
+  trm_tr_work_free(&w);
+  trm_tr_ctx_free(&ctx);
+  return r;
+}
+
+static void run_free(run_out *r) {
+  free(r->g);
+  free(r->y);
+  free(r->z);
+}
+
+static bool same_run(const run_out *a, const run_out *b, size_t floats, size_t n) {
+  return !memcmp(a->g, b->g, floats * sizeof(float)) && !memcmp(a->y, b->y, n * sizeof(float)) &&
+         !memcmp(a->z, b->z, n * sizeof(float));
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - (double)b[i]));
+  return m;
+}
+
+static void check_fast_paths(const variant *v) {
+  mb_model *mb = build_model(v);
+  trm_tr_params p;
+  load_params(mb, &p);
+  const trm_config *c = &p.cfg;
+  size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, seq = (size_t)c->seq_len, V = (size_t)c->vocab_size;
+  enum { BIG = 13 };
+  int32_t tokens[BIG * 8], labels[BIG * 8], ids[BIG];
+  for (size_t i = 0; i < BIG * seq; i++) {
+    tokens[i] = (int32_t)((i * 5 + 1) % V);
+    labels[i] = (int32_t)((i * 3 + 2) % V);
+  }
+  for (size_t b = 0; b < BIG; b++) ids[b] = (int32_t)(b % 3);
+
+  /* 1 puzzle (too few rows and states for the workers: products over the pool) and 13 (each
+   * worker takes whole rows and states): the same bits on 1, 2 and 3 threads */
+  size_t batches[2] = {1, BIG};
+  for (int k = 0; k < 2; k++) {
+    size_t B = batches[k], n = B * S * D;
+    run_out one = two_steps(&p, B, 1, tokens, labels, ids);
+    for (size_t threads = 2; threads <= 3; threads++) {
+      run_out more = two_steps(&p, B, threads, tokens, labels, ids);
+      CHECK(same_run(&one, &more, p.floats, n), "%s batch %zu: 1 and %zu threads give different results", v->name, B,
+            threads);
+      run_free(&more);
+    }
+    run_free(&one);
+  }
+
+  trm_tr_ctx ctx;
+  trm_tr_work w, fresh;
+  size_t B = 4, n = B * S * D;
+  if (trm_tr_ctx_init(&ctx, 2) != TRM_OK || trm_tr_work_init(&ctx, &p, B, &w) != TRM_OK ||
+      trm_tr_work_init(&ctx, &p, B, &fresh) != TRM_OK)
+    exit(2);
+  float *y = xcalloc(n, sizeof(float)), *z = xcalloc(n, sizeof(float)), *x = xcalloc(n, sizeof(float));
+  float *out_tape = xcalloc(n, sizeof(float)), *out_free = xcalloc(n, sizeof(float));
+  float *out_a = xcalloc(n, sizeof(float)), *out_b = xcalloc(n, sizeof(float));
+  for (size_t b = 0; b < B; b++) trm_tr_carry_reset(&p, y, z, b);
+  trm_tr_embed(&p, B, tokens, ids, x);
+
+  /* f without a tape (fused SwiGLU products where the kernel can, nothing saved) against f with
+   * one: the same function */
+  trm_tr_f_forward(&ctx, &p, &w, B, z, y, x, &w.tapes[1], out_tape);
+  trm_tr_f_forward(&ctx, &p, &w, B, z, y, x, NULL, out_free);
+  double diff = max_abs_diff(out_tape, out_free, n);
+  if (verbose) printf("  %-22s f without tape vs with: max |diff| %.1e\n", v->name, diff);
+  CHECK(diff < 1e-5, "%s: f without a tape differs from f with one by %.3e", v->name, diff);
+
+  /* weights changed in place: trm_tr_weights_changed makes f re-pack them, so it agrees with a
+   * fresh work memory; without it the stale packed weights are used (packs are really read) */
+  float *layer0 = c->mlp_t ? p.w.layers[0].mlpt_gate_up : p.w.layers[0].qkv;
+  size_t count = c->mlp_t ? 2 * (size_t)c->inter_t * S : 3 * D * D;
+  for (size_t i = 0; i < count; i++) layer0[i] *= 1.5f;
+  trm_tr_f_forward(&ctx, &p, &w, B, z, y, x, NULL, out_a);
+  trm_tr_f_forward(&ctx, &p, &fresh, B, z, y, x, NULL, out_b);
+  CHECK(memcmp(out_a, out_b, n * sizeof(float)) != 0, "%s: stale packed weights went unnoticed?", v->name);
+  trm_tr_weights_changed(&w);
+  trm_tr_f_forward(&ctx, &p, &w, B, z, y, x, NULL, out_a);
+  CHECK(!memcmp(out_a, out_b, n * sizeof(float)), "%s: after trm_tr_weights_changed f differs from a fresh work",
+        v->name);
+
+  /* a step, the optimiser, a step: the second step sees the updated weights (the packs are
+   * refreshed after each step's forward pass without being told) */
+  float *g = xcalloc(p.floats, sizeof(float)), *m1 = xcalloc(p.floats, sizeof(float));
+  float *m2 = xcalloc(p.floats, sizeof(float)), *g2 = xcalloc(p.floats, sizeof(float));
+  float *y2 = xcalloc(n, sizeof(float)), *z2 = xcalloc(n, sizeof(float));
+  trm_tr_dense gv, gv2;
+  trm_tr_dense_view(&p, g, &gv);
+  trm_tr_dense_view(&p, g2, &gv2);
+  trm_tr_batch batch = {.B = B, .tokens = tokens, .labels = labels, .puzzle_ids = ids, .ignore_label = -100,
+                        .loss_scale = 0.25};
+  CHECK(trm_tr_step(&ctx, &p, &w, &batch, y, z, &gv, NULL, NULL) == TRM_OK, "step");
+  trm_tr_adam_atan2(p.w.data, g, m1, m2, p.floats, 1, 1e-2, 0.9, 0.95, 0.1);
+  memset(g, 0, p.floats * sizeof(float));
+  memcpy(y2, y, n * sizeof(float));
+  memcpy(z2, z, n * sizeof(float));
+  trm_tr_work fresh2;
+  if (trm_tr_work_init(&ctx, &p, B, &fresh2) != TRM_OK) exit(2);
+  CHECK(trm_tr_step(&ctx, &p, &w, &batch, y, z, &gv, NULL, NULL) == TRM_OK, "step");
+  CHECK(trm_tr_step(&ctx, &p, &fresh2, &batch, y2, z2, &gv2, NULL, NULL) == TRM_OK, "step");
+  CHECK(!memcmp(g, g2, p.floats * sizeof(float)) && !memcmp(y, y2, n * sizeof(float)),
+        "%s: the step after an optimiser update differs from one on a fresh work memory", v->name);
+
+  trm_tr_dense_view_free(&gv);
+  trm_tr_dense_view_free(&gv2);
+  free(g);
+  free(g2);
+  free(m1);
+  free(m2);
+  free(y2);
+  free(z2);
+  free(y);
+  free(z);
+  free(x);
+  free(out_tape);
+  free(out_free);
+  free(out_a);
+  free(out_b);
+  trm_tr_work_free(&w);
+  trm_tr_work_free(&fresh);
+  trm_tr_work_free(&fresh2);
+  trm_tr_ctx_free(&ctx);
+  trm_tr_params_free(&p);
+  mb_free(mb);
+}
+
 int main(int argc, char **argv) {
   verbose = argc > 1 && !strcmp(argv[1], "-v");
   const variant att_rope = {"attention+rope", "rope", false};
@@ -1287,6 +1442,9 @@ int main(int argc, char **argv) {
   check_against_inference(&att_rope);
   check_against_inference(&att_learned);
   check_against_inference(&mlpt);
+  if (verbose) printf("fast paths: thread splits, f without tape, packed weights refreshed\n");
+  check_fast_paths(&att_rope);
+  check_fast_paths(&mlpt);
   check_optimisers();
   check_init();
   check_errors();

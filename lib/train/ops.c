@@ -167,10 +167,24 @@ typedef struct add_t_job {
   size_t rows, cols;
 } add_t_job;
 
+/* Items are blocks of 32 rows of gW, walked in 32 x 32 tiles so that src is read in cache lines. */
+enum { T_BLOCK = 32 };
+
 static void add_transposed_range(void *arg, size_t lo, size_t hi) {
   const add_t_job *j = arg;
-  for (size_t i = lo; i < hi; i++)
-    for (size_t c = 0; c < j->cols; c++) j->gW[i * j->cols + c] += j->src[c * j->rows + i];
+  for (size_t i0 = lo * T_BLOCK; i0 < min_sz(hi * T_BLOCK, j->rows); i0 += T_BLOCK) {
+    size_t i1 = min_sz(i0 + T_BLOCK, j->rows);
+    for (size_t c0 = 0; c0 < j->cols; c0 += T_BLOCK) {
+      size_t c1 = min_sz(c0 + T_BLOCK, j->cols);
+      for (size_t i = i0; i < i1; i++)
+        for (size_t c = c0; c < c1; c++) j->gW[i * j->cols + c] += j->src[c * j->rows + i];
+    }
+  }
+}
+
+static void add_transposed(const trm_tr_ctx *ctx, float *gW, const float *src, size_t rows, size_t cols) {
+  add_t_job j = {gW, src, rows, cols};
+  trm_tr_parallel(ctx, div_up(rows, T_BLOCK), add_transposed_range, &j);
 }
 
 /* gW [N, K] += dy^T x for dy [M, N], x [M, K] (M the batch's rows); scratch holds N*K floats,
@@ -185,8 +199,7 @@ static void linear_dw(const trm_tr_ctx *ctx, const float *dy, const float *x, si
   } else { /* gW^T [K, N] = x^T dy */
     trm_packed a = pack_left_activation(ctx, transposed(x, K), K, M, apack);
     trm_tr_gemm(ctx, K, N, M, (trm_operand){.packed = &a}, plain(dy, N), scratch, N);
-    add_t_job j = {gW, scratch, N, K};
-    trm_tr_parallel(ctx, N, add_transposed_range, &j);
+    add_transposed(ctx, gW, scratch, N, K);
   }
 }
 
@@ -895,8 +908,7 @@ void trm_tr_token_mlp_backward(const trm_tr_ctx *ctx, const trm_tr_params *p, co
   trm_tr_gemm(ctx, S, It, N, plain(sc->xt, N), plain(sc->act, It), sc->wgrad, It);
   trm_tr_add(ctx, g->mlpt_down, sc->wgrad, S * It);
   trm_tr_gemm(ctx, S, 2 * It, N, plain(sc->xt2, N), plain(sc->dgu, 2 * It), sc->wgrad, 2 * It);
-  add_t_job aj = {g->mlpt_gate_up, sc->wgrad, 2 * It, S};
-  trm_tr_parallel(ctx, 2 * It, add_transposed_range, &aj);
+  add_transposed(ctx, g->mlpt_gate_up, sc->wgrad, 2 * It, S);
 }
 
 /* ---- the channel step: h = rmsnorm(h + down(swiglu(h Wgu^T))) ---- */
