@@ -104,6 +104,19 @@ static void add_range(void *arg, size_t lo, size_t hi) {
   for (size_t i = lo * j->chunk; i < hi * j->chunk; i++) j->dst[i] += j->b[i];
 }
 
+/* dst [rows, cols] += src (rows src_ld apart), items rows. */
+typedef struct add_rows_job {
+  float *dst;
+  const float *src;
+  size_t cols, src_ld;
+} add_rows_job;
+
+static void add_rows_range(void *arg, size_t lo, size_t hi) {
+  const add_rows_job *j = arg;
+  for (size_t i = lo; i < hi; i++)
+    for (size_t c = 0; c < j->cols; c++) j->dst[i * j->cols + c] += j->src[i * j->src_ld + c];
+}
+
 /* dst [n] += src, over the pool in items of 4096 floats. */
 void trm_tr_add(const trm_tr_ctx *ctx, float *dst, const float *src, size_t n) {
   enum { ITEM = 4096 };
@@ -206,7 +219,8 @@ static void linear_dw(const trm_tr_ctx *ctx, const float *dy, const float *x, si
 /* h = rmsnorm(src + add) on each row (src NULL: h itself); inv (may be NULL) receives 1/rms. */
 typedef struct norm_job {
   float *h;
-  const float *src; /* rows: the input when it is not h itself */
+  const float *src; /* the input when it is not h itself */
+  size_t add_ld;    /* columns: floats between rows of add (0: ld) */
   const float *add, *y, *inv_in;
   float *d, *inv;
   size_t rows, cols, ld; /* ld: floats between rows (column passes) */
@@ -275,7 +289,7 @@ static void residual_norm_cols_range(void *arg, size_t lo, size_t hi) {
       float *v = j->h + i * j->ld + c0;
       const float *in = j->src ? j->src + i * j->ld + c0 : v;
       if (j->add) {
-        const float *a = j->add + i * j->ld + c0;
+        const float *a = j->add + i * (j->add_ld ? j->add_ld : j->ld) + c0;
         for (size_t c = 0; c < width; c++) v[c] = in[c] + a[c];
       } else if (in != v) {
         memcpy(v, in, width * sizeof *v);
@@ -768,34 +782,30 @@ static void ex_range(const exec *e, size_t n, trm_tr_range_fn fn, void *arg) {
     fn(arg, 0, n);
 }
 
-/* A left operand packed by this exec (over the pool when threaded). */
-static trm_packed ex_pack_left(const exec *e, trm_operand A, size_t M, size_t K, float *dst) {
-  pack_left_job j = {e->ctx->kernel, A, M, K, dst};
-  ex_range(e, div_up(M, e->ctx->kernel->mr), pack_left_range, &j);
-  return (trm_packed){.data = dst};
-}
-
 typedef void (*part_fn)(const void *job, const exec *e, size_t lo, size_t hi);
 
 typedef struct split_job {
   part_fn fn;
   const void *job;
   const trm_tr_ctx *ctx;
-  size_t n;
+  size_t n, unit;
 } split_job;
 
 static void split_worker(void *arg, size_t worker, size_t n_workers) {
   const split_job *j = arg;
-  size_t lo = j->n * worker / n_workers, hi = j->n * (worker + 1) / n_workers;
+  size_t units = div_up(j->n, j->unit);
+  size_t lo = min_sz(units * worker / n_workers * j->unit, j->n);
+  size_t hi = min_sz(units * (worker + 1) / n_workers * j->unit, j->n);
   exec e = {j->ctx, worker_gemm_buf(j->ctx, worker), false};
   if (hi > lo) j->fn(j->job, &e, lo, hi);
 }
 
-/* fn over items [0, n): a contiguous share per worker when there are at least min_per_worker
- * items for each, else all on the caller with its products over the pool. */
-static void split(const trm_tr_ctx *ctx, size_t n, size_t min_per_worker, part_fn fn, const void *job) {
-  if (ctx->pool && n >= ctx->workers * min_per_worker) {
-    split_job j = {fn, job, ctx, n};
+/* fn over items [0, n): a contiguous share of whole units (of `unit` items) per worker when
+ * there are at least min_units units for each, else all on the caller with its products over
+ * the pool. */
+static void split(const trm_tr_ctx *ctx, size_t n, size_t unit, size_t min_units, part_fn fn, const void *job) {
+  if (ctx->pool && div_up(n, unit) >= ctx->workers * min_units) {
+    split_job j = {fn, job, ctx, n, unit};
     trm_pool_run(ctx->pool, split_worker, &j);
   } else {
     exec e = {ctx, ctx->gemm_bufs, ctx->pool != NULL};
@@ -803,8 +813,12 @@ static void split(const trm_tr_ctx *ctx, size_t n, size_t min_per_worker, part_f
   }
 }
 
-/* Rows of the channel step one worker takes at a time (the GEMM's row block). */
-enum { ROW_BLOCK = 128 };
+/* Rows of the channel step one worker takes at a time (about the GEMM's row block, in whole
+ * panels of MR rows so that no panel is computed half empty), and the rows of token-MLP
+ * products a worker forms at once (whole states: GROUP_ROWS / D of them). */
+enum { ROW_BLOCK = 128, GROUP_ROWS = 512 };
+
+static size_t row_block(const trm_kernel *k) { return ROW_BLOCK >= k->mr ? ROW_BLOCK / k->mr * k->mr : k->mr; }
 
 typedef struct mlp_job {
   const trm_tr_params *p;
@@ -828,37 +842,82 @@ static size_t state_pack_floats(const trm_tr_ctx *ctx, const trm_config *c) {
   return div_up((size_t)c->hidden_size, ctx->kernel->mr) * ctx->kernel->mr * (size_t)c->state_len;
 }
 
+/* The transposes of G states [S, D] side by side, A [G*D, S] with A[(g, d)][s] = x_g[s][d], packed
+ * as a left operand (panels of MR rows, a panel may hold channels of two states). */
+typedef struct states_pack_job {
+  const trm_kernel *k;
+  const float *x; /* the first state */
+  size_t G, S, D;
+  float *dst;
+} states_pack_job;
+
+static void states_pack_range(void *arg, size_t lo, size_t hi) {
+  const states_pack_job *j = arg;
+  size_t mr = j->k->mr, M = j->G * j->D;
+  for (size_t p = lo; p < hi; p++) {
+    size_t m0 = p * mr, rows = min_sz(mr, M - m0);
+    float *panel = j->dst + m0 * j->S;
+    for (size_t s = 0; s < j->S; s++) {
+      float *out = panel + s * mr;
+      size_t i = 0;
+      while (i < rows) { /* runs of channels within one state are contiguous */
+        size_t m = m0 + i, g = m / j->D, d = m % j->D, run = min_sz(rows - i, j->D - d);
+        memcpy(out + i, j->x + (g * j->S + s) * j->D + d, run * sizeof *out);
+        i += run;
+      }
+      for (; i < mr; i++) out[i] = 0.0f;
+    }
+  }
+}
+
+static trm_packed ex_pack_states(const exec *e, const float *x, size_t G, size_t S, size_t D, float *dst) {
+  states_pack_job j = {e->ctx->kernel, x, G, S, D, dst};
+  ex_range(e, div_up(G * D, e->ctx->kernel->mr), states_pack_range, &j);
+  return (trm_packed){.data = dst};
+}
+
+static size_t token_group(const trm_config *c) {
+  size_t D = (size_t)c->hidden_size;
+  return D >= GROUP_ROWS ? 1 : GROUP_ROWS / D;
+}
+
+/* States [lo, hi), G at a time: gu [G*D, 2It] = A Wgu^T with A the G states transposed,
+ * act = swiglu(gu), out [S, G*D] = Wd act^T, then each state's norm over its columns. */
 static void token_forward_part(const void *job, const exec *e, size_t lo, size_t hi) {
   const mlp_job *j = job;
   const trm_config *c = &j->p->cfg;
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t;
   const trm_tr_layer_packs *pk = j->pk;
   trm_tr_scratch *sc = j->sc;
-  for (size_t b = lo; b < hi; b++) {
-    const float *in = j->in + b * S * D;
-    float *act = sc->act + b * D * It, *out = sc->d1 + b * S * D;
-    trm_packed xt = ex_pack_left(e, transposed(in, D), D, S, sc->apack + b * state_pack_floats(e->ctx, c));
+  for (size_t b0 = lo; b0 < hi; b0 += token_group(c)) {
+    size_t G = min_sz(token_group(c), hi - b0), M = G * D;
+    float *act = sc->act + b0 * D * It, *out = sc->d1 + b0 * S * D;
+    trm_packed xt = ex_pack_states(e, j->in + b0 * S * D, G, S, D, sc->apack + b0 * state_pack_floats(e->ctx, c));
     trm_operand A = {.packed = &xt};
     if (!j->lt && pk && pk->mlpt_gate_up_fused.data) {
-      ex_gemm(e, D, 2 * It, S, A, weight(&pk->mlpt_gate_up_fused, A), act, It);
+      ex_gemm(e, M, 2 * It, S, A, weight(&pk->mlpt_gate_up_fused, A), act, It);
     } else {
-      float *gu = (j->lt ? j->lt->gu_t : sc->spare.gu_t) + b * D * 2 * It;
-      ex_gemm(e, D, 2 * It, S, A, weight(pk ? &pk->mlpt_gate_up : NULL, transposed(j->w->mlpt_gate_up, S)), gu,
+      float *gu = (j->lt ? j->lt->gu_t : sc->spare.gu_t) + b0 * D * 2 * It;
+      ex_gemm(e, M, 2 * It, S, A, weight(pk ? &pk->mlpt_gate_up : NULL, transposed(j->w->mlpt_gate_up, S)), gu,
               2 * It);
       swiglu_job sj = {.k = e->ctx->kernel, .gu = gu, .act = act, .inter = It};
-      ex_range(e, D, swiglu_range, &sj);
+      ex_range(e, M, swiglu_range, &sj);
     }
-    ex_gemm(e, S, D, It, weight(pk ? &pk->mlpt_down : NULL, plain(j->w->mlpt_down, It)), transposed(act, It), out, D);
-    norm_job nj = {.h = j->h + b * S * D, .src = in, .add = out, .inv = j->lt ? j->lt->inv_mix + b * D : NULL,
-                   .rows = S, .cols = D, .ld = D, .eps = (float)c->rms_norm_eps};
-    ex_range(e, div_up(D, COL_BLOCK), residual_norm_cols_range, &nj);
+    ex_gemm(e, S, M, It, weight(pk ? &pk->mlpt_down : NULL, plain(j->w->mlpt_down, It)), transposed(act, It), out, M);
+    for (size_t g = 0; g < G; g++) {
+      size_t b = b0 + g;
+      norm_job nj = {.h = j->h + b * S * D, .src = j->in + b * S * D, .add = out + g * D, .add_ld = M,
+                     .inv = j->lt ? j->lt->inv_mix + b * D : NULL, .rows = S, .cols = D, .ld = D,
+                     .eps = (float)c->rms_norm_eps};
+      ex_range(e, div_up(D, COL_BLOCK), residual_norm_cols_range, &nj);
+    }
   }
 }
 
 static void token_mlp_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t B,
                               const float *in, float *h, trm_tr_layer_tape *lt, trm_tr_scratch *sc) {
   mlp_job j = {.p = p, .w = w, .pk = layer_packs(ctx, p, w, sc, false), .B = B, .in = in, .h = h, .lt = lt, .sc = sc};
-  split(ctx, B, 1, token_forward_part, &j);
+  split(ctx, B, 1, 1, token_forward_part, &j);
 }
 
 void trm_tr_token_mlp_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t B,
@@ -866,33 +925,40 @@ void trm_tr_token_mlp_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, con
   token_mlp_forward(ctx, p, w, B, h, h, lt, sc);
 }
 
-/* Per state: du (along the columns), then dact_b = du_b^T Wd, dgu_b, and d_b = du_b + Wgu^T
- * dgu_b^T; du and the input go to the [S, B*D] matrices of the weight gradients. */
+/* States [lo, hi), G at a time: du (along each state's columns), dact = A Wd with A the du
+ * transposed, dgu, and d += (Wgu^T dgu^T) per state; du and the input also go to the
+ * [S, B*D] matrices of the weight gradients. */
 static void token_backward_part(const void *job, const exec *e, size_t lo, size_t hi) {
   const mlp_job *j = job;
   const trm_config *c = &j->p->cfg;
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t, N = j->B * D;
   const trm_tr_layer_packs *pk = j->pk;
   trm_tr_scratch *sc = j->sc;
-  for (size_t b = lo; b < hi; b++) {
-    float *d = j->d + b * S * D, *tmp = sc->d1 + b * S * D;
-    float *act = sc->act + b * D * It, *dact = sc->dact + b * D * It, *dgu = sc->dgu + b * D * 2 * It;
-    norm_job nj = {.y = j->h_out + b * S * D, .inv_in = j->tape->inv_mix + b * D, .d = d, .rows = S, .cols = D};
-    ex_range(e, div_up(D, COL_BLOCK), norm_cols_backward_range, &nj);
-    for (size_t s = 0; s < S; s++) {
-      memcpy(sc->xt + s * N + b * D, d + s * D, D * sizeof *d);
-      memcpy(sc->xt2 + s * N + b * D, j->in + (b * S + s) * D, D * sizeof *d);
+  for (size_t b0 = lo; b0 < hi; b0 += token_group(c)) {
+    size_t G = min_sz(token_group(c), hi - b0), M = G * D;
+    float *tmp = sc->d1 + b0 * S * D;
+    float *act = sc->act + b0 * D * It, *dact = sc->dact + b0 * D * It, *dgu = sc->dgu + b0 * D * 2 * It;
+    for (size_t b = b0; b < b0 + G; b++) {
+      float *d = j->d + b * S * D;
+      norm_job nj = {.y = j->h_out + b * S * D, .inv_in = j->tape->inv_mix + b * D, .d = d, .rows = S, .cols = D};
+      ex_range(e, div_up(D, COL_BLOCK), norm_cols_backward_range, &nj);
+      for (size_t s = 0; s < S; s++) {
+        memcpy(sc->xt + s * N + b * D, d + s * D, D * sizeof *d);
+        memcpy(sc->xt2 + s * N + b * D, j->in + (b * S + s) * D, D * sizeof *d);
+      }
     }
-    trm_packed dt = ex_pack_left(e, transposed(d, D), D, S, sc->apack + b * state_pack_floats(e->ctx, c));
-    ex_gemm(e, D, It, S, (trm_operand){.packed = &dt},
+    trm_packed dt = ex_pack_states(e, j->d + b0 * S * D, G, S, D, sc->apack + b0 * state_pack_floats(e->ctx, c));
+    ex_gemm(e, M, It, S, (trm_operand){.packed = &dt},
             weight(pk ? &pk->mlpt_down_dx : NULL, plain(j->w->mlpt_down, It)), dact, It);
-    swiglu_job sj = {.k = e->ctx->kernel, .gu = j->tape->gu_t + b * D * 2 * It, .dact = dact, .act = act, .dgu = dgu,
-                     .inter = It};
-    ex_range(e, D, swiglu_backward_range, &sj);
-    ex_gemm(e, S, D, 2 * It, weight(pk ? &pk->mlpt_gate_up_dx : NULL, transposed(j->w->mlpt_gate_up, S)),
-            transposed(dgu, 2 * It), tmp, D);
-    add_job aj = {.dst = d, .b = tmp, .chunk = D};
-    ex_range(e, S, add_range, &aj);
+    swiglu_job sj = {.k = e->ctx->kernel, .gu = j->tape->gu_t + b0 * D * 2 * It, .dact = dact, .act = act,
+                     .dgu = dgu, .inter = It};
+    ex_range(e, M, swiglu_backward_range, &sj);
+    ex_gemm(e, S, M, 2 * It, weight(pk ? &pk->mlpt_gate_up_dx : NULL, transposed(j->w->mlpt_gate_up, S)),
+            transposed(dgu, 2 * It), tmp, M);
+    for (size_t g = 0; g < G; g++) {
+      add_rows_job aj = {.dst = j->d + (b0 + g) * S * D, .src = tmp + g * D, .cols = D, .src_ld = M};
+      ex_range(e, S, add_rows_range, &aj);
+    }
   }
 }
 
@@ -903,7 +969,7 @@ void trm_tr_token_mlp_backward(const trm_tr_ctx *ctx, const trm_tr_params *p, co
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, It = (size_t)c->inter_t, N = B * D;
   mlp_job j = {.p = p, .w = w, .pk = layer_packs(ctx, p, w, sc, true), .B = B, .in = h_in, .h_out = h_out, .d = d,
                .tape = lt, .sc = sc};
-  split(ctx, B, 1, token_backward_part, &j);
+  split(ctx, B, 1, 1, token_backward_part, &j);
   /* dWd [S, It] += dU act with dU [S, B*D] the states' du side by side; dWgu [2It, S] += (X dgu)^T */
   trm_tr_gemm(ctx, S, It, N, plain(sc->xt, N), plain(sc->act, It), sc->wgrad, It);
   trm_tr_add(ctx, g->mlpt_down, sc->wgrad, S * It);
@@ -920,7 +986,7 @@ static void channel_forward_part(const void *job, const exec *e, size_t lo, size
   const trm_tr_layer_packs *pk = j->pk;
   trm_tr_scratch *sc = j->sc;
   /* on a worker, a block of rows at a time (its activations stay in cache); threaded, all */
-  size_t block = e->threaded ? hi - lo : ROW_BLOCK;
+  size_t block = e->threaded ? hi - lo : row_block(e->ctx->kernel);
   for (size_t r0 = lo; r0 < hi; r0 += block) {
     size_t n = min_sz(block, hi - r0);
     trm_operand x = plain(j->in + r0 * D, D);
@@ -944,7 +1010,7 @@ static void channel_forward_part(const void *job, const exec *e, size_t lo, size
 static void channel_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t rows,
                             const float *in, float *h, trm_tr_layer_tape *lt, trm_tr_scratch *sc) {
   mlp_job j = {.p = p, .w = w, .pk = layer_packs(ctx, p, w, sc, false), .in = in, .h = h, .lt = lt, .sc = sc};
-  split(ctx, rows, 2 * ctx->kernel->mr, channel_forward_part, &j);
+  split(ctx, rows, ctx->kernel->mr, 2, channel_forward_part, &j);
 }
 
 void trm_tr_channel_forward(const trm_tr_ctx *ctx, const trm_tr_params *p, const trm_tr_layer *w, size_t rows,
@@ -970,7 +1036,7 @@ static void channel_backward_part(const void *job, const exec *e, size_t lo, siz
   size_t D = (size_t)c->hidden_size, I = (size_t)c->inter;
   const trm_tr_layer_packs *pk = j->pk;
   trm_tr_scratch *sc = j->sc;
-  size_t block = e->threaded ? hi - lo : ROW_BLOCK;
+  size_t block = e->threaded ? hi - lo : row_block(e->ctx->kernel);
   for (size_t r0 = lo; r0 < hi; r0 += block) {
     size_t n = min_sz(block, hi - r0);
     float *d = j->d + r0 * D, *dact = sc->dact + r0 * I, *dgu = sc->dgu + r0 * 2 * I;
@@ -993,7 +1059,7 @@ void trm_tr_channel_backward(const trm_tr_ctx *ctx, const trm_tr_params *p, cons
   size_t D = (size_t)c->hidden_size, I = (size_t)c->inter;
   mlp_job j = {.p = p, .w = w, .pk = layer_packs(ctx, p, w, sc, true), .in = h_in, .h_out = h_out, .d = d,
                .tape = lt, .sc = sc};
-  split(ctx, rows, 2 * ctx->kernel->mr, channel_backward_part, &j);
+  split(ctx, rows, ctx->kernel->mr, 2, channel_backward_part, &j);
   linear_dw(ctx, d, sc->act, rows, D, I, g->down, sc->wgrad, sc->apack);
   linear_dw(ctx, sc->dgu, h_in, rows, 2 * I, D, g->gate_up, sc->wgrad, sc->apack);
   trm_tr_add(ctx, d, sc->d1, rows * D);
