@@ -58,9 +58,10 @@ static void carve_work(const trm_tr_ctx *ctx, const trm_tr_params *p, trm_tr_wor
   w->sc.xt = carve(cv, c->mlp_t ? R * D : 0);
   w->sc.xt2 = carve(cv, c->mlp_t ? R * D : 0);
   w->sc.spare = w->tapes[0].layers[0];
-  /* packed left operands: D x R (a weight gradient's narrow side), B*D x S (the token MLP) */
+  /* packed left operands: the narrow side of a weight gradient (D x R), the token MLP's states
+   * transposed (a D x S pack per state) */
   size_t mr = ctx->kernel->mr;
-  w->sc.apack = carve(cv, max_sz((D + mr - 1) / mr * mr * R, (B * D + mr - 1) / mr * mr * S));
+  w->sc.apack = carve(cv, (D + mr - 1) / mr * mr * R);
   w->x = carve(cv, R * D);
   w->inj = carve(cv, R * D);
   w->dx = carve(cv, R * D);

@@ -185,12 +185,15 @@ enum { T_BLOCK = 32 };
 
 static void add_transposed_range(void *arg, size_t lo, size_t hi) {
   const add_t_job *j = arg;
-  for (size_t i0 = lo * T_BLOCK; i0 < min_sz(hi * T_BLOCK, j->rows); i0 += T_BLOCK) {
-    size_t i1 = min_sz(i0 + T_BLOCK, j->rows);
-    for (size_t c0 = 0; c0 < j->cols; c0 += T_BLOCK) {
-      size_t c1 = min_sz(c0 + T_BLOCK, j->cols);
+  size_t rows = j->rows, cols = j->cols;
+  float *restrict gW = j->gW;
+  const float *restrict src = j->src;
+  for (size_t i0 = lo * T_BLOCK; i0 < min_sz(hi * T_BLOCK, rows); i0 += T_BLOCK) {
+    size_t i1 = min_sz(i0 + T_BLOCK, rows);
+    for (size_t c0 = 0; c0 < cols; c0 += T_BLOCK) {
+      size_t c1 = min_sz(c0 + T_BLOCK, cols);
       for (size_t i = i0; i < i1; i++)
-        for (size_t c = c0; c < c1; c++) j->gW[i * j->cols + c] += j->src[c * j->rows + i];
+        for (size_t c = c0; c < c1; c++) gW[i * cols + c] += src[c * rows + i];
     }
   }
 }
@@ -202,7 +205,8 @@ static void add_transposed(const trm_tr_ctx *ctx, float *gW, const float *src, s
 
 /* gW [N, K] += dy^T x for dy [M, N], x [M, K] (M the batch's rows); scratch holds N*K floats,
  * apack the narrower of dy, x packed (MR-padded) for M. The narrower operand goes left, packed
- * here: the wider one then streams through the GEMM's cheap row-major packing. */
+ * here (read transposed, MR contiguous floats at a time; the GEMM would gather it element by
+ * element): the wider one then streams through the GEMM's cheap row-major packing. */
 static void linear_dw(const trm_tr_ctx *ctx, const float *dy, const float *x, size_t M, size_t N, size_t K,
                       float *gW, float *scratch, float *apack) {
   if (N <= K) {

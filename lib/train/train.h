@@ -135,7 +135,7 @@ typedef struct trm_tr_scratch {
   float *attn;  /* per worker: [S*S] */
   size_t attn_workers; /* workers attn has room for */
   float *xt, *xt2;     /* token MLP: [R*D] each, the states permuted to [S, B*D] */
-  float *apack;        /* an activation packed as a left operand: [(R*D or D*R) MR-padded] */
+  float *apack;        /* an activation packed as a left operand: [D MR-padded x R] */
   trm_tr_layer_tape spare; /* buffers of a call without tape (those of tape 0, layer 0) */
   struct trm_tr_packs *packs; /* the weights packed for the kernel (owned), or NULL */
 } trm_tr_scratch;
