@@ -13,7 +13,8 @@ batch's puzzle-embedding rows. The carry (y, z) goes on from step to step, detac
     train_torch.py [--preset anchor|sudoku-mlp|sudoku-att] [--batch B] [--steps N] [--warmup W]
                    [--threads T] [--optim atan2|adamw]
 
-Prints "torch PRESET batch B threads T: X samples/s (median step S s of N)". Run it with
+Prints "torch PRESET batch B threads T: X samples/s (median step S s of N; C CPU s)", C the
+process's CPU time for the step (all threads). Run it with
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset and OPENBLAS_NUM_THREADS chosen (bench/run-train.sh
 does). Needs Debian's python3-torch."""
 import argparse
@@ -188,12 +189,12 @@ def main():
     y = m.H_init.expand(B, m.S, m.D).clone()
     z = m.L_init.expand(B, m.S, m.D).clone()
     ids = torch.zeros(B, dtype=torch.long)
-    times = []
+    times, cpu_times = [], []
     for it in range(args.warmup + args.steps):
         # Sudoku-shaped random batches: labels digits 2..10, about half the cells given
         labels = torch.randint(2, 11, (B, SEQ), generator=gen)
         tokens = torch.where(torch.rand(B, SEQ, generator=gen) < 0.5, labels, torch.ones_like(labels))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad()
         rows = m.puzzle_emb[ids].clone().requires_grad_(True)  # the reference's sparse embedding
         x = m.embed(tokens, rows)
@@ -205,13 +206,15 @@ def main():
             g = torch.zeros_like(m.puzzle_emb).index_add_(0, ids, rows.grad)
             touched = torch.unique(ids)
             m.puzzle_emb[touched] = m.puzzle_emb[touched] * (1 - lr * wd) - lr * torch.sign(g[touched])
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         if it >= args.warmup:
             times.append(dt)
+            cpu_times.append(dc)
     times.sort()
-    med = times[len(times) // 2]
+    cpu_times.sort()
+    med, cpu = times[len(times) // 2], cpu_times[len(cpu_times) // 2]
     print(f"torch {args.preset} batch {B} threads {args.threads}: {B / med:.2f} samples/s "
-          f"(median step {med:.4f} s of {args.steps})")
+          f"(median step {med:.4f} s of {args.steps}; {cpu:.4f} CPU s)")
 
 
 if __name__ == "__main__":
