@@ -5,7 +5,7 @@
 # and the paper's Sudoku-MLP (hidden 512, H 3 x L 6) at batch 4.
 #
 # On a shared machine the figures move from minute to minute, so the runs are interleaved: PyTorch's
-# best thread setting is found first (torch intra-op threads x OpenBLAS threads: 1x1, 1x2, 2x1, with
+# best thread setting is found first (torch intra-op threads x OpenBLAS threads: 1 or 2 each, with
 # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset), then ROUNDS rounds each run PyTorch (that
 # setting), libtrm on 1 thread and libtrm on 2 threads back to back. Printed: the medians over the
 # rounds, the ratio of the medians, and CPU seconds per sample (the process's CPU time per step /
@@ -39,7 +39,7 @@ for cfg in "${CONFIGS[@]}"; do
   steps=$STEPS
   [ "$preset" = anchor ] || steps=$(( STEPS < 3 ? STEPS : 3 ))  # the paper's model: long steps
   best="" best_rate=""
-  for setting in "1 1" "1 2" "2 1"; do
+  for setting in "1 1" "1 2" "2 1" "2 2"; do
     read -r intra blas <<< "$setting"
     r=$(torch_run "$preset" "$batch" "$steps" "$intra" "$blas" | rate) || r=""
     echo "  $preset batch $batch: torch intra-op $intra, OpenBLAS $blas: ${r:-failed} samples/s"
