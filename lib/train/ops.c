@@ -5,9 +5,11 @@
  * The weights do not change within a supervision step, so each is packed once per step for the
  * kernel (trm_tr_packs: W^T for the forward products, W for the backward ones, the SwiGLU
  * gate_up interleaved for the fused product of the no-gradient cycles); activations are packed
- * on the fly by the GEMM. Weight gradients are formed in a scratch matrix and then added, so
- * every product and every elementwise pass computes each output whole on one worker: results do
- * not depend on the number of threads. */
+ * on the fly by the GEMM, or here when they are read transposed. The channel and token MLP steps
+ * give each worker whole rows or states and run all their products and passes on it (one pool
+ * job per step); the rest splits each product or pass over the pool. Weight gradients are formed
+ * in a scratch matrix and then added, and every output is computed whole by one worker in an
+ * order that does not depend on the split: results are bitwise the same for every thread count. */
 #include "train.h"
 
 #include <math.h>
