@@ -19,7 +19,7 @@
 
 /* Rows of gathered states one pass through the blocks takes, to bound work memory (whole
  * states at a time, at least one). */
-enum { CHUNK_ROWS = 128, MLP_ROWS = 128, QUERY_BLOCK = 64, TOKEN_COLS = 256 };
+enum { CHUNK_ROWS = 128, MLP_ROWS = 256, QUERY_BLOCK = 64, TOKEN_COLS = 256 };
 
 /* ---- work memory ---- */
 
