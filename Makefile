@@ -2,7 +2,7 @@
 #
 #   make                     the libraries (build/make/libtrm.so*, build/make/libtrm.a), libtrm.pc, examples
 #   make check               every test: unit tests (Check), conformance against the reference
-#   make demo                step through the model in models/ and print the answer per step
+#   make demo                solve a Sudoku with the shipped model, showing the answer after every step
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make docs                Doxygen HTML in build/docs (fails on any warning)
 
@@ -39,7 +39,7 @@ PCFILE   := $(B)/libtrm.pc
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -pthread)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 
-.PHONY: FORCE all bench check check-neon deps run-checks demo install uninstall docs clean
+.PHONY: FORCE all bench check check-neon deps run-checks demo demo-c install uninstall docs clean
 
 # Each part beyond the core library (bindings, command line, fuzzing, ...) keeps its rules in a
 # fragment mk/NAME.mk, which may append to:
@@ -92,7 +92,13 @@ $(B)/examples/step: examples/c/step.c include/trm.h $(B)/libtrm.so
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) -Iinclude $(CFLAGS) $< -o $@ $(EXAMPLE_LDFLAGS)
 
+# the main command: the shipped Sudoku model solving a held-out puzzle, one supervision step at a
+# time, until its halting head says the answer is right
 demo: all
+	$(B)/trm solve models/sudoku.safetensors models/sudoku-puzzle.txt --halt q
+
+# the C example on the random-weight conformance model
+demo-c: all
 	$(B)/examples/step models/demo.safetensors
 
 # ---- tests ----
@@ -179,6 +185,8 @@ run-checks: all $(TESTS) $(CONF_DEPS)
 	$(MAKE) --no-print-directory check-neon
 	$(B)/examples/step models/demo.safetensors > $(B)/demo.out
 	@grep -q "^step 1" $(B)/demo.out && echo "example: ok"
+	$(B)/trm solve models/sudoku.safetensors models/sudoku-puzzle.txt --halt q > $(B)/demo-sudoku.out
+	@grep -q "answer is a valid solution keeping the givens" $(B)/demo-sudoku.out && echo "make demo: the shipped model solves its puzzle: ok"
 	@for t in $(CHECK_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
 
 # ---- benchmarks (bench/): figures and ratios against peers measured in the same run ----
