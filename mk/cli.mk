@@ -33,3 +33,12 @@ install-cli: $(B)/trm
 
 uninstall-cli:
 	rm -f $(DESTDIR)$(BINDIR)/trm $(DESTDIR)$(MANDIR)/man1/trm.1
+
+# `make demo`'s command: the shipped Sudoku model solves its puzzle (a valid solution that keeps
+# the givens, which trm solve checks and says)
+CHECK_EXTRA += check-demo
+.PHONY: check-demo
+check-demo: $(B)/trm
+	$(B)/trm solve models/sudoku.safetensors models/sudoku-puzzle.txt --halt q > $(B)/demo-sudoku.out
+	@grep -q "answer is a valid solution keeping the givens" $(B)/demo-sudoku.out && \
+	  echo "check-demo: the shipped model solves models/sudoku-puzzle.txt: ok"
