@@ -2,7 +2,8 @@
  * double-precision reference on awkward shapes (1 to 130 in each dimension, K past the slicing,
  * odd strides),
  * for each kind of operand the network uses: activations times packed weights (x W^T), packed
- * weights times activations (the token MLP's W h), and a transposed activation (q k^T). Also:
+ * weights times activations (the token MLP's W h), a transposed activation on the right (q k^T)
+ * and on the left (the token MLP's h^T W^T). The vector transpose that packing uses, alone. Also:
  * the threaded driver is bitwise equal to the single-threaded one for 1..4 workers, and TRM_ISA
  * selects the kernel. The vectorised SwiGLU and softmax against double precision too.
  *
@@ -41,8 +42,8 @@ static float *random_matrix(size_t n) {
   return p;
 }
 
-typedef enum mode { RIGHT_WEIGHTS, LEFT_WEIGHTS, TRANSPOSED_B } mode;
-static const char *mode_name[] = {"x W^T", "W h", "q k^T"};
+typedef enum mode { RIGHT_WEIGHTS, LEFT_WEIGHTS, TRANSPOSED_B, TRANSPOSED_A, N_MODES } mode;
+static const char *mode_name[] = {"x W^T", "W h", "q k^T", "h^T W^T"};
 
 /* One product C = A B of M x N x K in the given mode with the kernel; compares with a double
  * reference and, threaded, with the single-threaded result bitwise. */
@@ -53,6 +54,7 @@ static void check_product(const trm_kernel *k, mode md, size_t M, size_t N, size
   float *A = random_matrix(M * lda), *B = random_matrix(K * ldb);
   float *W = NULL;          /* a weight in PyTorch layout */
   float *Bt = NULL;         /* B stored transposed, for TRANSPOSED_B */
+  float *At = NULL;         /* A stored transposed, for TRANSPOSED_A */
   trm_packed packed = {0};
   trm_operand opA = {.data = A, .ld = lda}, opB = {.data = B, .ld = ldb};
   if (md == RIGHT_WEIGHTS) { /* B = W^T with W [N, K] */
@@ -67,6 +69,17 @@ static void check_product(const trm_kernel *k, mode md, size_t M, size_t N, size
       for (size_t kk = 0; kk < K; kk++) A[m * lda + kk] = W[m * K + kk];
     EXPECT(trm_pack_left(k, W, M, K, &packed) == TRM_OK, "pack_left");
     opA = (trm_operand){.packed = &packed};
+  } else if (md == TRANSPOSED_A) { /* A given as its transpose At [K, M], B = W^T packed */
+    size_t ldt = M + pad;
+    At = random_matrix(K * ldt);
+    for (size_t m = 0; m < M; m++)
+      for (size_t kk = 0; kk < K; kk++) A[m * lda + kk] = At[kk * ldt + m];
+    opA = (trm_operand){.data = At, .ld = ldt, .trans = true};
+    W = random_matrix(N * K);
+    for (size_t kk = 0; kk < K; kk++)
+      for (size_t n = 0; n < N; n++) B[kk * ldb + n] = W[n * K + kk];
+    EXPECT(trm_pack_right(k, W, N, K, &packed) == TRM_OK, "pack_right");
+    opB = (trm_operand){.packed = &packed};
   } else { /* B given as its transpose Bt [N, K] */
     size_t ldt = K + pad;
     Bt = random_matrix(N * ldt);
@@ -104,6 +117,7 @@ static void check_product(const trm_kernel *k, mode md, size_t M, size_t N, size
   free(B);
   free(W);
   free(Bt);
+  free(At);
   free(C);
   free(C2);
 }
@@ -205,9 +219,32 @@ static void check_fused_swiglu(const trm_kernel *k, size_t M, size_t inter, size
   free(row_buf);
 }
 
+/* The kernel's vector transpose against its definition for every rows x cols x width, with
+ * sentinels around the output: nothing outside `cols` rows of `width` floats may be written. */
+static void check_transpose(const trm_kernel *k) {
+  if (!k->transpose) return;
+  enum { LD_SRC = 19, LD_DST = 21 };
+  float src[16 * LD_SRC], dst[17 * LD_DST];
+  for (size_t i = 0; i < 16 * LD_SRC; i++) src[i] = (float)i + 0.5f;
+  for (size_t rows = 0; rows <= 16; rows++)
+    for (size_t cols = 1; cols <= 16; cols++)
+      for (size_t width = rows ? rows : 1; width <= 16; width++) {
+        for (size_t i = 0; i < 17 * LD_DST; i++) dst[i] = NAN;
+        k->transpose(src, LD_SRC, rows, cols, dst, LD_DST, width);
+        bool ok = true;
+        for (size_t c = 0; c < 17 && ok; c++)
+          for (size_t r = 0; r < LD_DST && ok; r++) {
+            float got = dst[c * LD_DST + r];
+            if (c < cols && r < width) ok = got == (r < rows ? src[r * LD_SRC + c] : 0.0f);
+            else ok = isnan(got);
+          }
+        EXPECT(ok, "%s transpose rows=%zu cols=%zu width=%zu: wrong output", k->name, rows, cols, width);
+      }
+}
+
 int main(void) {
   static const size_t dims[] = {1, 2, 3, 7, 8, 13, 14, 15, 16, 17, 31, 32, 33, 64, 65, 97, 129, 130};
-  /* 600 crosses the K slice of a B packed on the fly (512); 1600 that of packed weights (1536) */
+  /* 600 crosses the K slice of a B packed on the fly (512); 1600 those of packed weights (768) */
   static const size_t ks[] = {1, 5, 17, 130, 600};
   const size_t n_dims = sizeof dims / sizeof dims[0], n_ks = sizeof ks / sizeof ks[0];
 
@@ -223,9 +260,10 @@ int main(void) {
     tested++;
     check_swiglu(k);
     check_softmax(k);
+    check_transpose(k);
     float *buffers = calloc(4 * trm_gemm_buffer_floats(k), sizeof(float));
     size_t products = 0;
-    for (int md = 0; md < 3; md++)
+    for (int md = 0; md < N_MODES; md++)
       for (size_t a = 0; a < n_dims; a++)
         for (size_t b = 0; b < n_dims; b++)
           for (size_t c = 0; c < n_ks; c++) {
@@ -235,7 +273,7 @@ int main(void) {
             products++;
           }
     static const size_t long_k[][3] = {{15, 33, 1600}, {29, 65, 1600}, {1, 1, 1600}, {14, 32, 3100}};
-    for (int md = 0; md < 3; md++)
+    for (int md = 0; md < N_MODES; md++)
       for (size_t i = 0; i < sizeof long_k / sizeof long_k[0]; i++, products++)
         check_product(k, (mode)md, long_k[i][0], long_k[i][1], long_k[i][2], pools, buffers);
     {

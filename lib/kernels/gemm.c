@@ -137,21 +137,27 @@ trm_status trm_pack_left(const trm_kernel *k, const float *w, size_t rows, size_
 static void pack_a(const trm_kernel *k, const trm_operand *A, size_t M, size_t i0, size_t mc, size_t k0, size_t kc,
                    float *dst) {
   size_t mr = k->mr, rows = min_sz(mc, M - i0);
-  if (A->trans) { /* A[row][kk] = data[kk][row]: read each of A's columns contiguously */
-    for (size_t kk = 0; kk < kc; kk++) {
-      const float *src = A->data + (k0 + kk) * A->ld + i0;
-      for (size_t r = 0; r < rows; r++) dst[(r / mr) * mr * kc + kk * mr + r % mr] = src[r];
-    }
-  }
   for (size_t p = 0; p < div_up(mc, mr); p++) {
     float *panel = dst + p * mr * kc;
-    for (size_t i = 0; i < mr; i++) {
-      size_t r = p * mr + i;
-      if (r >= rows) {
-        for (size_t kk = 0; kk < kc; kk++) panel[kk * mr + i] = 0.0f;
-      } else if (!A->trans) {
-        const float *src = A->data + (i0 + r) * A->ld + k0;
-        for (size_t kk = 0; kk < kc; kk++) panel[kk * mr + i] = src[kk];
+    size_t r0 = p * mr, valid = r0 < rows ? min_sz(mr, rows - r0) : 0;
+    if (A->trans) { /* A[row][kk] = data[kk][row]: each k's MR values lie side by side */
+      for (size_t kk = 0; kk < kc; kk++) {
+        float *out = panel + kk * mr;
+        if (valid) memcpy(out, A->data + (k0 + kk) * A->ld + i0 + r0, valid * sizeof *out);
+        for (size_t i = valid; i < mr; i++) out[i] = 0.0f;
+      }
+    } else if (k->transpose && mr <= 16) { /* the panel is A's block transposed, 16 k at a time */
+      const float *src = valid ? A->data + (i0 + r0) * A->ld + k0 : A->data;
+      for (size_t kk0 = 0; kk0 < kc; kk0 += 16)
+        k->transpose(src + (valid ? kk0 : 0), A->ld, valid, min_sz(16, kc - kk0), panel + kk0 * mr, mr, mr);
+    } else {
+      for (size_t i = 0; i < mr; i++) {
+        if (i >= valid) {
+          for (size_t kk = 0; kk < kc; kk++) panel[kk * mr + i] = 0.0f;
+        } else {
+          const float *src = A->data + (i0 + r0 + i) * A->ld + k0;
+          for (size_t kk = 0; kk < kc; kk++) panel[kk * mr + i] = src[kk];
+        }
       }
     }
   }
@@ -171,6 +177,13 @@ static void pack_b(const trm_kernel *k, const trm_operand *B, size_t N, size_t j
         float *row = panel + kk * nr;
         memcpy(row, src, valid * sizeof *row);
         for (size_t j = valid; j < nr; j++) row[j] = 0.0f;
+      }
+    } else if (k->transpose && nr % 16 == 0) { /* B[kk][col] = data[col][kk]: 16 columns at a time */
+      for (size_t h = 0; h < nr; h += 16) {
+        size_t n_cols = valid > h ? min_sz(16, valid - h) : 0;
+        const float *src = n_cols ? B->data + (col0 + h) * B->ld + k0 : B->data;
+        for (size_t kk0 = 0; kk0 < kc; kk0 += 16)
+          k->transpose(src + (n_cols ? kk0 : 0), B->ld, n_cols, min_sz(16, kc - kk0), panel + kk0 * nr + h, nr, 16);
       }
     } else { /* B[kk][col] = data[col][kk]: a transpose, in blocks of 16 k so the panel rows
               * being written stay in L1 while each column's run is read in order */
@@ -224,56 +237,79 @@ static void swiglu_tile(const trm_kernel *k, size_t kc, const float *a, const fl
   for (size_t i = 0; i < rows; i++) k->swiglu(local + i * k->nr, local + i * k->nr + half, c + i * ldc, half);
 }
 
+/* The tiles of C rows [i0, i0+mc) x columns [j0, j0+nc) over one K slice of kc, from A's packed
+ * block ap (panels a_stride apart) and B's packed slice bp (panels b_stride apart). */
+static void tiles(const trm_kernel *k, bool swiglu, size_t kc, const float *ap, size_t a_stride, const float *bp,
+                  size_t b_stride, float *C, size_t ldc, size_t i0, size_t mc, size_t j0, size_t nc,
+                  bool accumulate) {
+  size_t mr = k->mr, nr = k->nr;
+  for (size_t q = 0; q < div_up(nc, nr); q++) {
+    size_t cols = min_sz(nr, nc - q * nr);
+    for (size_t p = 0; p < div_up(mc, mr); p++) {
+      size_t rows = min_sz(mr, mc - p * mr);
+      if (swiglu)
+        swiglu_tile(k, kc, ap + p * a_stride, bp + q * b_stride, C + (i0 + p * mr) * ldc + (j0 + q * nr) / 2, ldc,
+                    rows);
+      else
+        tile(k, kc, ap + p * a_stride, bp + q * b_stride, C + (i0 + p * mr) * ldc + j0 + q * nr, ldc, rows, cols,
+             accumulate);
+    }
+  }
+}
+
+/* A's rows [i0, i0+mc) x K slice [k0, k0+kc) as MR-row panels: where it was packed at load, or
+ * packed now into abuf. */
+static const float *a_block(const trm_kernel *k, const trm_operand *A, size_t M, size_t K, size_t i0, size_t mc,
+                            size_t k0, size_t kc, float *abuf, size_t *a_stride) {
+  if (A->packed) {
+    *a_stride = k->mr * K;
+    return A->packed->data + (i0 / k->mr) * k->mr * K + k0 * k->mr;
+  }
+  pack_a(k, A, M, i0, mc, k0, kc, abuf);
+  *a_stride = k->mr * kc;
+  return abuf;
+}
+
 /* C rows [m_p0*MR, m_p1*MR) x columns [n_p0*NR, n_p1*NR), clipped to M x N. With B packed for
- * SwiGLU, C receives the activations instead: NR/2 columns per panel. */
+ * SwiGLU, C receives the activations instead: NR/2 columns per panel. Every tile sums its K
+ * slices in order, whichever loop order is taken. */
 static void gemm_range(const trm_kernel *k, float *buffer, size_t M, size_t N, size_t K, const trm_operand *A,
                        const trm_operand *B, float *C, size_t ldc, size_t m_p0, size_t m_p1, size_t n_p0,
                        size_t n_p1) {
   bool swiglu = B->packed && B->packed->swiglu;
-  size_t mr = k->mr, nr = k->nr;
+  size_t mr = k->mr, nr = k->nr, mc_max = mc_panels(k) * mr;
   float *abuf = buffer, *bbuf = buffer + mc_panels(k) * mr * KC_PACKED;
-  size_t kc_max = B->packed ? KC_PACKED : KC_RAW;
   size_t m_end = min_sz(m_p1 * mr, M), n_end = min_sz(n_p1 * nr, N);
-  /* packed weights need no B buffer: take all the columns at once, so A is packed only once */
-  size_t nc_max = B->packed ? n_end : nc_panels(k) * nr;
-  for (size_t j0 = n_p0 * nr; j0 < n_end; j0 += nc_max) {
-    size_t nc = min_sz(nc_max, n_end - j0);
-    for (size_t k0 = 0; k0 < K; k0 += kc_max) {
-      size_t kc = min_sz(kc_max, K - k0);
-      const float *bp;
-      size_t b_stride;
-      if (B->packed) {
+  const float *ap, *bp;
+  size_t a_stride, b_stride;
+  if (B->packed) {
+    /* weights: nothing of B to pack, so all the columns go at once (A is packed once), and each
+     * block of rows runs through every K slice while its part of C is still in cache */
+    size_t j0 = n_p0 * nr, nc = n_end - j0;
+    b_stride = nr * K;
+    for (size_t i0 = m_p0 * mr; i0 < m_end; i0 += mc_max) {
+      size_t mc = min_sz(mc_max, m_end - i0);
+      for (size_t k0 = 0; k0 < K; k0 += KC_PACKED) {
+        size_t kc = min_sz(KC_PACKED, K - k0);
+        ap = a_block(k, A, M, K, i0, mc, k0, kc, abuf, &a_stride);
         bp = B->packed->data + (j0 / nr) * nr * K + k0 * nr;
-        b_stride = nr * K;
-      } else {
-        pack_b(k, B, N, j0, nc, k0, kc, bbuf);
-        bp = bbuf;
-        b_stride = nr * kc;
+        tiles(k, swiglu, kc, ap, a_stride, bp, b_stride, C, ldc, i0, mc, j0, nc, k0 > 0);
       }
-      for (size_t i0 = m_p0 * mr; i0 < m_end; i0 += mc_panels(k) * mr) {
-        size_t mc = min_sz(mc_panels(k) * mr, m_end - i0);
-        const float *ap;
-        size_t a_stride;
-        if (A->packed) {
-          ap = A->packed->data + (i0 / mr) * mr * K + k0 * mr;
-          a_stride = mr * K;
-        } else {
-          pack_a(k, A, M, i0, mc, k0, kc, abuf);
-          ap = abuf;
-          a_stride = mr * kc;
-        }
-        for (size_t q = 0; q < div_up(nc, nr); q++) {
-          size_t cols = min_sz(nr, nc - q * nr);
-          for (size_t p = 0; p < div_up(mc, mr); p++) {
-            size_t rows = min_sz(mr, mc - p * mr);
-            if (swiglu)
-              swiglu_tile(k, kc, ap + p * a_stride, bp + q * b_stride, C + (i0 + p * mr) * ldc + (j0 + q * nr) / 2,
-                          ldc, rows);
-            else
-              tile(k, kc, ap + p * a_stride, bp + q * b_stride, C + (i0 + p * mr) * ldc + j0 + q * nr, ldc, rows,
-                   cols, k0 > 0);
-          }
-        }
+    }
+    return;
+  }
+  /* an activation on the right: each slice of it is packed once, for every block of rows */
+  for (size_t j0 = n_p0 * nr; j0 < n_end; j0 += nc_panels(k) * nr) {
+    size_t nc = min_sz(nc_panels(k) * nr, n_end - j0);
+    for (size_t k0 = 0; k0 < K; k0 += KC_RAW) {
+      size_t kc = min_sz(KC_RAW, K - k0);
+      pack_b(k, B, N, j0, nc, k0, kc, bbuf);
+      bp = bbuf;
+      b_stride = nr * kc;
+      for (size_t i0 = m_p0 * mr; i0 < m_end; i0 += mc_max) {
+        size_t mc = min_sz(mc_max, m_end - i0);
+        ap = a_block(k, A, M, K, i0, mc, k0, kc, abuf, &a_stride);
+        tiles(k, swiglu, kc, ap, a_stride, bp, b_stride, C, ldc, i0, mc, j0, nc, k0 > 0);
       }
     }
   }

@@ -18,6 +18,13 @@ typedef void (*trm_swiglu_fn)(const float *gate, const float *up, float *out, si
 /* x = softmax(scale * x) over n values (max subtracted first; exp as trm_exp). */
 typedef void (*trm_softmax_fn)(float *x, size_t n, float scale);
 
+/* Transposes `rows` (<= 16) rows x `cols` (<= 16) columns of src (row stride ld_src) into `cols`
+ * rows of `width` floats (rows <= width <= 16) at dst (row stride ld_dst): dst[c*ld_dst + r] =
+ * src[r*ld_src + c], and 0 for rows <= r < width. Only those rows and columns are read. Packing
+ * an activation across its rows is a transpose; this is its vector form. */
+typedef void (*trm_transpose_fn)(const float *src, size_t ld_src, size_t rows, size_t cols, float *dst, size_t ld_dst,
+                                 size_t width);
+
 typedef struct trm_kernel {
   trm_isa isa;
   const char *name;
@@ -25,6 +32,7 @@ typedef struct trm_kernel {
   trm_micro_fn micro;
   trm_swiglu_fn swiglu;
   trm_softmax_fn softmax;
+  trm_transpose_fn transpose; /* NULL: gemm.c packs element by element */
 } trm_kernel;
 
 /* e^x the way every kernel computes it (vectorised in the SIMD ones): x clamped to

@@ -133,5 +133,5 @@ __attribute__((target("avx2,fma"))) static void softmax_avx2(float *x, size_t n,
   for (size_t i = full; i < n; i++) x[i] *= 1.0f / total;
 }
 
-const trm_kernel trm_kernel_avx2 = {TRM_ISA_AVX2, "avx2", MR, NR, micro_avx2, swiglu_avx2, softmax_avx2};
+const trm_kernel trm_kernel_avx2 = {TRM_ISA_AVX2, "avx2", MR, NR, micro_avx2, swiglu_avx2, softmax_avx2, NULL};
 #endif

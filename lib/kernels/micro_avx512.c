@@ -187,5 +187,37 @@ __attribute__((target("avx512f,fma"))) static void softmax_avx512(float *x, size
   if (tail) _mm512_mask_storeu_ps(x + full, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + full), inv));
 }
 
-const trm_kernel trm_kernel_avx512 = {TRM_ISA_AVX512, "avx512", MR, NR, micro_avx512, swiglu_avx512, softmax_avx512};
+/* A 16 x 16 transpose in registers: pairs of rows interleaved by 32 and then 64 bits leave, in
+ * each 128-bit lane, one column of four rows; two rounds of lane shuffles gather a column's four
+ * groups. Missing rows are zeros, missing columns are neither loaded nor stored. */
+__attribute__((target("avx512f"))) static void transpose_avx512(const float *src, size_t ld_src, size_t rows,
+                                                                 size_t cols, float *dst, size_t ld_dst,
+                                                                 size_t width) {
+  __mmask16 in_mask = (__mmask16)((1u << cols) - 1), out_mask = (__mmask16)((1u << width) - 1);
+  __m512 r[16], t[16], v[16];
+  for (size_t i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(in_mask, src + i * ld_src) : _mm512_setzero_ps();
+  for (size_t i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);     /* lane L: a[4L] b[4L] a[4L+1] b[4L+1] */
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]); /* lane L: a[4L+2] b[4L+2] a[4L+3] b[4L+3] */
+  }
+  for (size_t g = 0; g < 4; g++) { /* v[4g + m], lane L: column 4L+m of rows 4g .. 4g+3 */
+    __m512d lo0 = _mm512_castps_pd(t[4 * g]), hi0 = _mm512_castps_pd(t[4 * g + 1]);
+    __m512d lo1 = _mm512_castps_pd(t[4 * g + 2]), hi1 = _mm512_castps_pd(t[4 * g + 3]);
+    v[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo0, lo1));
+    v[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo0, lo1));
+    v[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi0, hi1));
+    v[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi0, hi1));
+  }
+  for (size_t m = 0; m < 4; m++) {
+    __m512 low01 = _mm512_shuffle_f32x4(v[m], v[4 + m], 0x44), low23 = _mm512_shuffle_f32x4(v[8 + m], v[12 + m], 0x44);
+    __m512 high01 = _mm512_shuffle_f32x4(v[m], v[4 + m], 0xEE), high23 = _mm512_shuffle_f32x4(v[8 + m], v[12 + m], 0xEE);
+    __m512 out[4] = {_mm512_shuffle_f32x4(low01, low23, 0x88), _mm512_shuffle_f32x4(low01, low23, 0xDD),
+                     _mm512_shuffle_f32x4(high01, high23, 0x88), _mm512_shuffle_f32x4(high01, high23, 0xDD)};
+    for (size_t l = 0; l < 4; l++)
+      if (4 * l + m < cols) _mm512_mask_storeu_ps(dst + (4 * l + m) * ld_dst, out_mask, out[l]);
+  }
+}
+
+const trm_kernel trm_kernel_avx512 = {TRM_ISA_AVX512,   "avx512",       MR, NR, micro_avx512, swiglu_avx512,
+                                      softmax_avx512, transpose_avx512};
 #endif

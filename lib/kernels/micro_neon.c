@@ -101,5 +101,5 @@ static void softmax_neon(float *x, size_t n, float scale) {
   for (size_t i = full; i < n; i++) x[i] *= 1.0f / total;
 }
 
-const trm_kernel trm_kernel_neon = {TRM_ISA_NEON, "neon", MR, NR, micro_neon, swiglu_neon, softmax_neon};
+const trm_kernel trm_kernel_neon = {TRM_ISA_NEON, "neon", MR, NR, micro_neon, swiglu_neon, softmax_neon, NULL};
 #endif

@@ -47,4 +47,4 @@ void trm_softmax_scalar(float *x, size_t n, float scale) {
 }
 
 const trm_kernel trm_kernel_scalar = {TRM_ISA_SCALAR, "scalar", MR, NR, micro_scalar,
-                                      trm_swiglu_scalar, trm_softmax_scalar};
+                                      trm_swiglu_scalar, trm_softmax_scalar, NULL};
