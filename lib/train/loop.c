@@ -156,6 +156,30 @@ static double lr_at(const trm_tr_options *o, int64_t step, double base) {
   return base;
 }
 
+/* The optimiser and the EMA are elementwise: they run over the pool in ranges of parameters,
+ * which gives the same bits for any number of workers. */
+typedef struct dense_update {
+  trm_trainer *t;
+  double lr;
+} dense_update;
+
+static void dense_range(void *arg, size_t lo, size_t hi) {
+  const dense_update *u = arg;
+  trm_trainer *t = u->t;
+  const trm_tr_options *o = &t->opt;
+  float *p = t->p.w.data + lo, *m = t->m + lo, *v = t->v + lo;
+  const float *g = t->grad + lo;
+  if (o->optimizer == TRM_OPTIMIZER_ADAMW)
+    trm_tr_adamw(p, g, m, v, hi - lo, t->step, u->lr, o->beta1, o->beta2, o->weight_decay, o->eps);
+  else
+    trm_tr_adam_atan2(p, g, m, v, hi - lo, t->step, u->lr, o->beta1, o->beta2, o->weight_decay);
+}
+
+static void ema_range(void *arg, size_t lo, size_t hi) {
+  trm_trainer *t = arg;
+  trm_tr_ema(t->ema + lo, t->p.w.data + lo, hi - lo, t->opt.ema);
+}
+
 trm_status trm_tr_train_step(trm_trainer *t, trm_train_metrics *out) {
   if (!t->count) return trm_fail(TRM_E_STATE, "trm_trainer_step: no training data (see trm_trainer_set_data)");
   trm_status st = trm_tr_trainer_prepare(t);
@@ -200,19 +224,15 @@ trm_status trm_tr_train_step(trm_trainer *t, trm_train_metrics *out) {
   t->step++;
   const trm_tr_options *o = &t->opt;
   double lr = lr_at(o, t->step, o->lr);
-  if (o->optimizer == TRM_OPTIMIZER_ADAMW)
-    trm_tr_adamw(t->p.w.data, t->grad, t->m, t->v, t->p.floats, t->step, lr, o->beta1, o->beta2, o->weight_decay,
-                 o->eps);
-  else
-    trm_tr_adam_atan2(t->p.w.data, t->grad, t->m, t->v, t->p.floats, t->step, lr, o->beta1, o->beta2,
-                      o->weight_decay);
+  dense_update update = {t, lr};
+  trm_tr_parallel(&t->ctx, t->p.floats, dense_range, &update);
   if (t->p.puzzle_emb) {
     double plr = lr_at(o, t->step, o->puzzle_emb_lr);
     st = trm_tr_signsgd_rows(t->p.puzzle_emb, (size_t)c->num_puzzle_identifiers, (size_t)c->puzzle_emb_ndim,
                              t->slot_ids, t->work.dpuzzle, B, plr, o->puzzle_emb_weight_decay);
     if (st != TRM_OK) return st; /* out of memory: the dense step is done, the rows are not */
   }
-  if (t->ema) trm_tr_ema(t->ema, t->p.w.data, t->p.floats, o->ema);
+  if (t->ema) trm_tr_parallel(&t->ctx, t->p.floats, ema_range, t);
 
   if (out) {
     trm_train_metrics m = {0};
