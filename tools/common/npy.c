@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L /* fileno, fstat, fsync */
 
 #include "npy.h"
+#include "whole_file.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -381,19 +382,10 @@ int npy_write(const char *path, npy_dtype dtype, int ndim, const int64_t *shape,
   n += (int)pad;
   header[n++] = '\n';
 
-  /* written to PATH.tmp and renamed over PATH once complete and synced: PATH is never a partly
-   * written file (an interrupted run, a full disk), and a failure leaves its old contents */
-  size_t path_len = strlen(path);
-  char *tmp = malloc(path_len + 5);
-  if (!tmp) return failf(err, err_len, path, "out of memory");
-  memcpy(tmp, path, path_len);
-  memcpy(tmp + path_len, ".tmp", 5);
-  FILE *fp = fopen(tmp, "wb");
-  if (!fp) {
-    int saved = errno;
-    free(tmp);
-    return failf(err, err_len, path, "cannot create %s.tmp: %s", path, strerror(saved));
-  }
+  /* PATH is never a partly written file, and a failure leaves its old contents */
+  char *tmp;
+  FILE *fp = whole_file_open(path, &tmp);
+  if (!fp) return failf(err, err_len, path, "cannot create %s.tmp: %s", path, strerror(errno));
   unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xff),
                            (unsigned char)(n >> 8)};
   bool ok = fwrite(pre, 1, sizeof pre, fp) == sizeof pre && fwrite(header, 1, (size_t)n, fp) == (size_t)n;
@@ -408,21 +400,7 @@ int npy_write(const char *path, npy_dtype dtype, int ndim, const int64_t *shape,
     }
   }
   if (ok && used) ok = fwrite(buf, 1, used, fp) == used;
-  if (ok) ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-  int saved = errno;
-  if (fclose(fp) != 0 && ok) {
-    ok = false;
-    saved = errno;
-  }
-  if (ok && rename(tmp, path) != 0) {
-    ok = false;
-    saved = errno;
-  }
-  if (!ok) {
-    remove(tmp);
-    free(tmp);
-    return failf(err, err_len, path, "write failed: %s", strerror(saved));
-  }
-  free(tmp);
+  int failed = whole_file_commit(fp, tmp, path); /* a failed fwrite above leaves the stream's error set */
+  if (failed) return failf(err, err_len, path, "write failed: %s", strerror(failed));
   return 0;
 }

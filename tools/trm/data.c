@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../common/npy.h"
+#include "../common/whole_file.h"
 #include "commands.h"
 
 static const char data_usage[] =
@@ -309,40 +310,21 @@ static void json_string_out(FILE *fp, const char *s) {
   fputc('"', fp);
 }
 
-/* Text files are written as PATH.tmp and renamed over PATH once complete and synced (as
- * npy_write does for the arrays), so no file is ever left half written under its own name. */
-static FILE *open_tmp(const char *path, char *tmp, size_t tmp_len) {
-  int n = snprintf(tmp, tmp_len, "%s.tmp", path);
-  if (n < 0 || (size_t)n >= tmp_len) {
-    io_error(path, "path too long");
-    return NULL;
-  }
-  FILE *fp = fopen(tmp, "w");
-  if (!fp) io_error(tmp, strerror(errno));
+/* Text files are written whole or not at all (whole_file.h), as npy_write does for the arrays. */
+static FILE *open_tmp(const char *path, char **tmp) {
+  FILE *fp = whole_file_open(path, tmp);
+  if (!fp) io_error(path, strerror(errno));
   return fp;
 }
 
-static int commit_tmp(FILE *fp, const char *tmp, const char *path) {
-  bool ok = ferror(fp) == 0 && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-  int saved = errno;
-  if (fclose(fp) != 0 && ok) {
-    ok = false;
-    saved = errno;
-  }
-  if (ok && rename(tmp, path) != 0) {
-    ok = false;
-    saved = errno;
-  }
-  if (!ok) {
-    remove(tmp);
-    return io_error(path, saved ? strerror(saved) : "write failed");
-  }
-  return 0;
+static int commit_tmp(FILE *fp, char *tmp, const char *path) {
+  int failed = whole_file_commit(fp, tmp, path);
+  return failed ? io_error(path, strerror(failed)) : 0;
 }
 
 static int write_identifiers_file(const char *path, const data_meta *meta) {
-  char tmp[4400];
-  FILE *fp = open_tmp(path, tmp, sizeof tmp);
+  char *tmp;
+  FILE *fp = open_tmp(path, &tmp);
   if (!fp) return 1;
   fputc('[', fp);
   for (int64_t i = 0; i < meta->num_puzzle_identifiers; i++) {
@@ -391,7 +373,7 @@ int data_split_write(const data_split *split, const char *dir, const char *name,
   /* dataset.json, which every reader opens first, goes last: until the whole split is written
    * the folder has none, so a failed or interrupted run never leaves a split that passes for
    * complete (say, with new inputs and the labels of an earlier run) */
-  char path[4300], tmp[4400];
+  char path[4300], *tmp;
   if (!join_path(path, sizeof path, sub, "dataset.json")) return io_error(sub, "path too long");
   if (remove(path) != 0 && errno != ENOENT) return io_error(path, strerror(errno));
   char ratings_path[4300];
@@ -417,7 +399,7 @@ int data_split_write(const data_split *split, const char *dir, const char *name,
     if (write_array(sub, "ratings.npy", NPY_INT32, 1, &n, split->examples ? split->ratings : &none)) return 1;
   }
 
-  FILE *fp = open_tmp(path, tmp, sizeof tmp);
+  FILE *fp = open_tmp(path, &tmp);
   if (!fp) return 1;
   char mean[64];
   python_float(split->puzzles ? (double)split->examples / (double)split->puzzles : 0.0, mean, sizeof mean);
