@@ -90,7 +90,7 @@ def safetensors_header(path):
         return n, json.loads(f.read(n))
 
 
-def write_model(path, seq_len, vocab, hidden=16, heads=2, steps=3, seed=0):
+def write_model(path, seq_len, vocab, hidden=16, heads=2, steps=3, seed=0, extra_meta=None):
     """A small random-weight libtrm model (attention, no positions, no puzzle embedding),
     written here as safetensors so tests get models of the Sudoku / maze / ARC shapes."""
     rng = np.random.default_rng(seed)
@@ -112,6 +112,7 @@ def write_model(path, seq_len, vocab, hidden=16, heads=2, steps=3, seed=0):
         "L_layers": "1", "H_cycles": "2", "L_cycles": "2", "seq_len": str(seq_len),
         "vocab_size": str(vocab), "puzzle_emb_ndim": "0", "puzzle_emb_len": "0",
         "pos_encodings": "none", "mlp_t": "false", "halt_max_steps": str(steps)}}
+    header["__metadata__"].update(extra_meta or {})
     blobs, offset = [], 0
     for name, shape in shapes.items():
         data = (rng.standard_normal(shape) * (1.0 / np.sqrt(shape[-1]))).astype("<f4").tobytes()
@@ -633,6 +634,18 @@ def test_hostile_bytes():
     if info is not None:
         check(rc == 0 and info["path"].endswith("m\ufffd\x1b[31m.safetensors"),
               f"info --json: the path with U+FFFD for the bad byte: {info['path']!r}")
+    # metadata that would drive a terminal: shown escaped in text, kept exactly in JSON
+    hostile = os.path.join(TMP, "hostile-meta.safetensors")
+    write_model(hostile, 16, 6, extra_meta={"note\x1b]0;title\x07": "a\x1b[2Jb\u009bc\x7fd\u00e9"})
+    rc, out, err = run_bytes("info", hostile)
+    check(rc == 0 and not any(b in out for b in (b"\x1b", b"\x07", b"\xc2\x9b", b"\x7f"))
+          and b"note\\x1b]0;title\\x07" in out and b"a\\x1b[2Jb\\x9bc\\x7fd\xc3\xa9" in out,
+          f"info: control characters in metadata are shown escaped: {out!r}")
+    rc, out, err = run_bytes("info", odd)
+    check(rc == 0 and b"\x1b" not in out and b"\xff" not in out, f"info: a file name's escape is not printed raw: {out[:120]!r}")
+    info = json.loads(run_bytes("info", "--json", hostile)[1].decode("utf-8"))
+    check(info["metadata"].get("note\x1b]0;title\x07") == "a\x1b[2Jb\u009bc\x7fd\u00e9",
+          f"info --json: metadata kept exactly: {info['metadata']!r}")
     tokens = b"1 2 \xff\x1b[2J 3"
     rc, out, err = run_bytes("solve", DEMO, "-", stdin=tokens)
     check(rc == 1 and err.count(b"\n") == 1 and b"\x1b" not in err and b"\xff" not in err and b"token 3" in err,
