@@ -299,6 +299,18 @@ def test_solve_units_and_halting():
     check(len(short) == 2 and short[1]["answer"] == steps[1]["answer"], "--max-steps 2")
     r = trm("solve", DEMO, "--unit", "call", "--max-steps", "1", stdin=tokens)
     check(r.out.count("latent z updated") == H * L, "text --unit call: a line per latent update")
+    # the stated reason for halting, from the shipped Sudoku model (its first q_halt > 0 comes
+    # before its last step on the demo puzzle)
+    sudoku, puzzle = "models/sudoku.safetensors", "models/sudoku-puzzle.txt"
+    s_qs = [u["q_halt"] for u in json_lines(trm("solve", sudoku, puzzle, "--json").out)]
+    s_first = next((i + 1 for i, q in enumerate(s_qs) if q > 0), None)
+    check(s_first is not None and 1 < s_first < len(s_qs), f"the Sudoku model's q_halt per step: {s_qs}")
+    if s_first is not None and s_first > 1:
+        for limit, reason in ((s_first - 1, "max steps"), (s_first, "max steps, and q_halt > 0"),
+                              (s_first + 1, "q_halt > 0")):
+            r = trm("solve", sudoku, puzzle, "--halt", "q", "--max-steps", limit)
+            said = f"halted after {min(limit, s_first)} step{'s' if min(limit, s_first) > 1 else ''} ({reason})"
+            check(r.rc == 0 and said in r.out, f"--halt q --max-steps {limit}: says '{said}'")
 
 
 def run_on_tty(args, env, stream="stdout"):

@@ -370,8 +370,12 @@ int cmd_solve(int argc, char **argv) {
   }
   if (!o.json) {
     bool by_q = o.halt == TRM_HALT_Q && (halt_on_halt_only ? q_halt > 0 : q_halt > q_continue);
-    printf("\nhalted after %lld step%s (%s)\n", (long long)steps_done, steps_done == 1 ? "" : "s",
-           by_q ? (halt_on_halt_only ? "q_halt > 0" : "q_halt > q_continue") : "max steps");
+    /* at the last step both reasons may hold: then both are named */
+    const char *reason = !by_q                  ? "max steps"
+                         : steps_done < max_steps ? (halt_on_halt_only ? "q_halt > 0" : "q_halt > q_continue")
+                         : halt_on_halt_only      ? "max steps, and q_halt > 0"
+                                                  : "max steps, and q_halt > q_continue";
+    printf("\nhalted after %lld step%s (%s)\n", (long long)steps_done, steps_done == 1 ? "" : "s", reason);
     cli_grid_text(task, &puzzle, answer, grid_text);
     if (task == TASK_SUDOKU)
       printf("answer %s a valid solution keeping the givens\n", sudoku_solved(answer, puzzle.tokens) ? "is" : "is NOT");
