@@ -355,12 +355,15 @@ void trm_gemm_threaded(const trm_kernel *k, trm_pool *pool, float *buffers, size
     trm_gemm_single(k, buffers, M, N, K, A, B, C, ldc);
     return;
   }
-  /* Split so that no worker packs what another packs too: the rows when only A is packed here
-   * (each worker then packs just its rows), the columns when only B is; but never into so few
-   * panels a worker that the shares come out uneven. */
+  /* Split the way whose busiest worker has the fewest tiles (97 rows are 7 panels: split
+   * between two workers, one would take 4 of them). Where both come out even, split so that no
+   * worker packs what another packs too: the rows when only A is packed here (each worker then
+   * packs just its rows), the columns when only B is. */
+  size_t busiest_m = div_up(pm, workers) * pn, busiest_n = pm * div_up(pn, workers);
   bool a_raw = !A.packed, b_raw = !B.packed, split_n;
-  if (a_raw && !b_raw) split_n = pm < 4 * workers;
-  else if (b_raw && !a_raw) split_n = pn >= 4 * workers || pn >= pm;
+  if (busiest_m != busiest_n) split_n = busiest_n < busiest_m;
+  else if (a_raw && !b_raw) split_n = false;
+  else if (b_raw && !a_raw) split_n = true;
   else split_n = pn >= pm;
   gemm_job job = {k, buffers, M, N, K, ldc, &A, &B, C, split_n};
   trm_pool_run(pool, gemm_worker, &job);
