@@ -147,29 +147,44 @@ static void swiglu_rows(const void *ctx, size_t first, size_t count) {
   }
 }
 
+/* v += a and sums += v^2 over one row's block of columns (v, a and sums never overlap). The
+ * full block has a fixed length so that the compiler vectorises it; each column's sum still
+ * grows in order of rows. */
+enum { NORM_BLOCK = 64 };
+static void add_and_square(float *restrict v, const float *restrict a, float *restrict sums, size_t width) {
+  if (width == NORM_BLOCK) {
+    for (size_t j = 0; j < NORM_BLOCK; j++) {
+      v[j] += a[j];
+      sums[j] += v[j] * v[j];
+    }
+    return;
+  }
+  for (size_t j = 0; j < width; j++) {
+    v[j] += a[j];
+    sums[j] += v[j] * v[j];
+  }
+}
+
+static void scale_block(float *restrict v, const float *restrict scales, size_t width) {
+  if (width == NORM_BLOCK) {
+    for (size_t j = 0; j < NORM_BLOCK; j++) v[j] *= scales[j];
+    return;
+  }
+  for (size_t j = 0; j < width; j++) v[j] *= scales[j];
+}
+
 /* h = rmsnorm(h + add) along each column of h [S, D] (the token MLP normalises over positions),
  * for the columns [first, first+count). Walks the rows with a block of columns at a time, so that
  * memory is read in order. */
 static void residual_rmsnorm_cols(const void *ctx, size_t first, size_t count) {
-  enum { BLOCK = 64 };
   const rowwise *r = ctx;
   size_t S = r->inter, D = r->cols; /* here inter holds the number of rows */
-  for (size_t d0 = first; d0 < first + count; d0 += BLOCK) {
-    size_t width = min_sz(BLOCK, first + count - d0);
-    float sums[BLOCK] = {0};
-    for (size_t s = 0; s < S; s++) {
-      float *v = r->h + s * D + d0;
-      const float *a = r->add + s * D + d0;
-      for (size_t j = 0; j < width; j++) {
-        v[j] += a[j];
-        sums[j] += v[j] * v[j];
-      }
-    }
+  for (size_t d0 = first; d0 < first + count; d0 += NORM_BLOCK) {
+    size_t width = min_sz(NORM_BLOCK, first + count - d0);
+    float sums[NORM_BLOCK] = {0};
+    for (size_t s = 0; s < S; s++) add_and_square(r->h + s * D + d0, r->add + s * D + d0, sums, width);
     for (size_t j = 0; j < width; j++) sums[j] = 1.0f / sqrtf(sums[j] / (float)S + r->eps);
-    for (size_t s = 0; s < S; s++) {
-      float *v = r->h + s * D + d0;
-      for (size_t j = 0; j < width; j++) v[j] *= sums[j];
-    }
+    for (size_t s = 0; s < S; s++) scale_block(r->h + s * D + d0, sums, width);
   }
 }
 
