@@ -26,12 +26,16 @@ enum { CHUNK_ROWS = 128, MLP_ROWS = 256, QUERY_BLOCK = 64, TOKEN_COLS = 256 };
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
+/* Queries one attention block takes: QUERY_BLOCK rounded up to whole MR-row panels, so that no
+ * block but the last pads its panels (64 queries would be 4 panels of 14 and a fifth of 8). */
+static size_t query_block(const trm_kernel *k) { return (QUERY_BLOCK + k->mr - 1) / k->mr * k->mr; }
+
 /* Per worker: one block of scores, and the keys and values of one head packed for the GEMM. */
 static size_t attention_floats(const trm_model *m) {
   const trm_config *c = &m->cfg;
   size_t S = (size_t)c->state_len, hd = (size_t)c->head_dim;
   if (c->mlp_t) return 0;
-  return QUERY_BLOCK * S + trm_packed_right_floats(m->kernel, hd, S) + trm_packed_right_floats(m->kernel, S, hd);
+  return query_block(m->kernel) * S + trm_packed_right_floats(m->kernel, hd, S) + trm_packed_right_floats(m->kernel, S, hd);
 }
 
 void trm_net_work_free(trm_net_work *w) {
@@ -227,7 +231,8 @@ static void attention_worker(void *ctx, size_t worker, size_t n_workers) {
   size_t S = (size_t)c->state_len, D = (size_t)c->hidden_size, H = (size_t)c->num_heads, hd = (size_t)c->head_dim;
   float *gemm_buf = j->w->gemm + worker * trm_gemm_buffer_floats(k);
   float *scores = j->w->scores + worker * j->w->attention_floats;
-  float *keys_buf = scores + QUERY_BLOCK * S, *values_buf = keys_buf + trm_packed_right_floats(k, hd, S);
+  size_t block = query_block(k);
+  float *keys_buf = scores + block * S, *values_buf = keys_buf + trm_packed_right_floats(k, hd, S);
   float scale = 1.0f / sqrtf((float)hd);
   for (size_t item = worker; item < j->slots * H; item += n_workers) {
     size_t slot = item / H, head = item % H;
@@ -235,8 +240,8 @@ static void attention_worker(void *ctx, size_t worker, size_t n_workers) {
     trm_operand keys_t = {.data = base + D + head * hd, .ld = 3 * D, .trans = true};
     trm_packed keys = trm_pack_right_into(k, keys_t, hd, S, keys_buf);
     trm_packed values = trm_pack_right_into(k, matrix(base + 2 * D + head * hd, 3 * D), S, hd, values_buf);
-    for (size_t q0 = 0; q0 < S; q0 += QUERY_BLOCK) {
-      size_t rows = min_sz(QUERY_BLOCK, S - q0);
+    for (size_t q0 = 0; q0 < S; q0 += block) {
+      size_t rows = min_sz(block, S - q0);
       /* these queries are read once, into the scores: their output takes their place */
       float *queries = base + q0 * 3 * D + head * hd;
       trm_gemm_single(k, gemm_buf, rows, S, hd, matrix(queries, 3 * D), weights(&keys), scores, S);
