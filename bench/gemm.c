@@ -57,6 +57,38 @@ __attribute__((target("avx512f,fma"))) static void *peak_thread(void *arg) {
   return NULL;
 }
 
+/* The same with 256-bit vectors, one thread: equal to the AVX-512 figure on a core whose FMA
+ * pipes are 256 bits wide (AVX-512 split in two halves, as on AMD Zen 4), half of it where the
+ * pipes are 512 bits wide. */
+__attribute__((target("avx2,fma"))) static double peak_ymm(void) {
+#define DECLARE_Y(i) __m256 acc##i = _mm256_set1_ps((float)i);
+#define STEP_Y(i) acc##i = _mm256_fmadd_ps(acc##i, x, y);
+#define SUM_Y(i) _mm256_storeu_ps(lanes, acc##i), sink += lanes[0];
+  __m256 x = _mm256_set1_ps(1.0000001f), y = _mm256_set1_ps(0.9999999f);
+  CHAINS(DECLARE_Y)
+  const long iters = 50000000;
+  double t0 = now();
+  for (long n = 0; n < iters; n++) {
+    CHAINS(STEP_Y)
+  }
+  double dt = now() - t0;
+  float sink = 0, lanes[8];
+  CHAINS(SUM_Y)
+  return (double)iters * 12 * 8 * 2 / dt * 1e-9 + (sink == 12345.0f ? 1e-30 : 0);
+}
+
+/* The core's clock, from a chain of dependent integer adds (one cycle each on every x86-64 core
+ * of the last decade), so that the peak can be read as FLOP per cycle. */
+static double clock_ghz(void) {
+  const long iters = 200000000;
+  unsigned long v = 0;
+  double t0 = now();
+  for (long n = 0; n < iters; n++)
+    __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0" : "+r"(v));
+  double dt = now() - t0;
+  return (double)iters * 4 / dt * 1e-9 + (v == 1 ? 1e-30 : 0);
+}
+
 static double fma_peak(int threads) {
   if (!__builtin_cpu_supports("avx512f")) return 0;
   pthread_t t[64];
@@ -116,6 +148,12 @@ int main(int argc, char **argv) {
   double peak = fma_peak(threads);
   printf("libtrm kernel %s, %d thread(s); FMA peak probe %.1f GFLOP/s; OpenBLAS %s\n", k->name, threads, peak,
          openblas_get_config());
+  if (__builtin_cpu_supports("avx512f")) { /* what the peak is made of, on one core */
+    double ghz = clock_ghz(), zmm = fma_peak(1), ymm = peak_ymm();
+    printf("one core: clock ~%.2f GHz (dependent adds); FMA %.1f GFLOP/s with 512-bit vectors (%.1f FLOP/cycle), "
+           "%.1f with 256-bit (%.1f FLOP/cycle)\n",
+           ghz, zmm, zmm / ghz, ymm, ymm / ghz);
+  }
   printf("%-34s %6s %6s %6s %9s %9s %7s %6s\n", "shape", "M", "N", "K", "libtrm", "openblas", "ratio", "%peak");
   /* Two passes: every shape with libtrm first, then every shape with OpenBLAS, whose idle
    * threads spin for a while after each call and would steal the second core from our pool
