@@ -34,47 +34,39 @@ static double median(double *v, int n) {
   return v[n / 2];
 }
 
-/* ---- FMA peak probe: 12 independent AVX-512 FMA chains per thread ---- */
+/* ---- FMA peak probe: 12 independent FMA chains per thread ---- */
 
+/* A probe function NAME: twelve named accumulators of VEC (LANES floats), so that they live in
+ * registers, each a chain of FMAs (DECLARE_, STEP_ and SUM_NAME spell them); returns GFLOP/s. */
 #define CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-__attribute__((target("avx512f,fma"))) static void *peak_thread(void *arg) {
-  double *gflops = arg;
-  /* twelve named accumulators, so that they live in registers, not in memory */
-#define DECLARE(i) __m512 acc##i = _mm512_set1_ps((float)i);
-#define STEP(i) acc##i = _mm512_fmadd_ps(acc##i, x, y);
-#define SUM(i) sink += _mm512_reduce_add_ps(acc##i);
-  __m512 x = _mm512_set1_ps(1.0000001f), y = _mm512_set1_ps(0.9999999f);
-  CHAINS(DECLARE)
-  const long iters = 50000000;
-  double t0 = now();
-  for (long n = 0; n < iters; n++) {
-    CHAINS(STEP)
+#define FMA_PROBE(NAME, ISA, VEC, SET1, LANES)                                          \
+  __attribute__((target(ISA))) static double NAME(void) {                              \
+    VEC x = SET1(1.0000001f), y = SET1(0.9999999f);                                     \
+    CHAINS(DECLARE_##NAME)                                                               \
+    const long iters = 50000000;                                                         \
+    double t0 = now();                                                                   \
+    for (long n = 0; n < iters; n++) {                                                   \
+      CHAINS(STEP_##NAME)                                                                \
+    }                                                                                    \
+    double dt = now() - t0;                                                              \
+    float sink = 0, lanes[LANES];                                                        \
+    CHAINS(SUM_##NAME)                                                                   \
+    return (double)iters * 12 * LANES * 2 / dt * 1e-9 + (sink == 12345.0f ? 1e-30 : 0); \
   }
-  double dt = now() - t0;
-  float sink = 0;
-  CHAINS(SUM)
-  *gflops = (double)iters * 12 * 16 * 2 / dt * 1e-9 + (sink == 12345.0f ? 1e-30 : 0);
-  return NULL;
-}
+#define DECLARE_probe_512(i) __m512 acc##i = _mm512_set1_ps((float)i);
+#define STEP_probe_512(i) acc##i = _mm512_fmadd_ps(acc##i, x, y);
+#define SUM_probe_512(i) _mm512_storeu_ps(lanes, acc##i), sink += lanes[0];
+#define DECLARE_probe_256(i) __m256 acc##i = _mm256_set1_ps((float)i);
+#define STEP_probe_256(i) acc##i = _mm256_fmadd_ps(acc##i, x, y);
+#define SUM_probe_256(i) _mm256_storeu_ps(lanes, acc##i), sink += lanes[0];
+FMA_PROBE(probe_512, "avx512f,fma", __m512, _mm512_set1_ps, 16)
+/* The same with 256-bit vectors: equal to the AVX-512 figure on a core whose FMA pipes are 256
+ * bits wide (AVX-512 split in two halves, as on AMD Zen 4), half of it where they are 512 bits. */
+FMA_PROBE(probe_256, "avx2,fma", __m256, _mm256_set1_ps, 8)
 
-/* The same with 256-bit vectors, one thread: equal to the AVX-512 figure on a core whose FMA
- * pipes are 256 bits wide (AVX-512 split in two halves, as on AMD Zen 4), half of it where the
- * pipes are 512 bits wide. */
-__attribute__((target("avx2,fma"))) static double peak_ymm(void) {
-#define DECLARE_Y(i) __m256 acc##i = _mm256_set1_ps((float)i);
-#define STEP_Y(i) acc##i = _mm256_fmadd_ps(acc##i, x, y);
-#define SUM_Y(i) _mm256_storeu_ps(lanes, acc##i), sink += lanes[0];
-  __m256 x = _mm256_set1_ps(1.0000001f), y = _mm256_set1_ps(0.9999999f);
-  CHAINS(DECLARE_Y)
-  const long iters = 50000000;
-  double t0 = now();
-  for (long n = 0; n < iters; n++) {
-    CHAINS(STEP_Y)
-  }
-  double dt = now() - t0;
-  float sink = 0, lanes[8];
-  CHAINS(SUM_Y)
-  return (double)iters * 12 * 8 * 2 / dt * 1e-9 + (sink == 12345.0f ? 1e-30 : 0);
+static void *peak_thread(void *arg) {
+  *(double *)arg = probe_512();
+  return NULL;
 }
 
 /* The core's clock, from a chain of dependent integer adds (one cycle each on every x86-64 core
@@ -149,7 +141,7 @@ int main(int argc, char **argv) {
   printf("libtrm kernel %s, %d thread(s); FMA peak probe %.1f GFLOP/s; OpenBLAS %s\n", k->name, threads, peak,
          openblas_get_config());
   if (__builtin_cpu_supports("avx512f")) { /* what the peak is made of, on one core */
-    double ghz = clock_ghz(), zmm = fma_peak(1), ymm = peak_ymm();
+    double ghz = clock_ghz(), zmm = probe_512(), ymm = probe_256();
     printf("one core: clock ~%.2f GHz (dependent adds); FMA %.1f GFLOP/s with 512-bit vectors (%.1f FLOP/cycle), "
            "%.1f with 256-bit (%.1f FLOP/cycle)\n",
            ghz, zmm, zmm / ghz, ymm, ymm / ghz);
