@@ -544,6 +544,24 @@ void cli_json_string(FILE *f, const char *s) {
   fputc('"', f);
 }
 
+size_t cli_text_string(FILE *f, const char *s) {
+  size_t written = 0;
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p) {
+    int n = cli_utf8_length(p, 4);
+    bool c1 = n == 2 && p[0] == 0xC2 && p[1] <= 0x9F; /* U+0080..U+009F */
+    if (n == 0 || *p < 0x20 || *p == 0x7F || c1) {
+      written += (size_t)fprintf(f, "\\x%02x", c1 ? p[1] : p[0]);
+      p += c1 ? 2 : 1;
+    } else {
+      fwrite(p, 1, (size_t)n, f);
+      written += (size_t)n;
+      p += n;
+    }
+  }
+  return written;
+}
+
 void cli_json_number(FILE *f, double v) {
   if (isfinite(v)) fprintf(f, "%.9g", v);
   else fputs("null", f);

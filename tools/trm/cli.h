@@ -115,6 +115,10 @@ char *cli_read_file(const char *path, size_t max, size_t *len, char *err, size_t
 int cli_utf8_length(const unsigned char *p, size_t avail);
 /* Writes S as a JSON string (with the quotes); bytes that are not UTF-8 become U+FFFD. */
 void cli_json_string(FILE *f, const char *s);
+/* Writes S for a terminal: control characters (C0, DEL, C1) and bytes that are not UTF-8 become
+ * \xNN, so that text from a file (a model's metadata, a file name) cannot drive the terminal.
+ * Returns the number of bytes written. */
+size_t cli_text_string(FILE *f, const char *s);
 /* Writes a float as a JSON number, or null when it is not finite. */
 void cli_json_number(FILE *f, double v);
 

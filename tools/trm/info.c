@@ -98,44 +98,12 @@ static size_t total_dtypes(const st_file *file, dtype_total *totals, size_t max)
   return n;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (1-4), or 0 when s does not start one. */
-static size_t utf8_length(const unsigned char *s) {
-  size_t n = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
-           : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
-  for (size_t i = 1; i < n; i++)
-    if ((s[i] & 0xC0) != 0x80) return 0;
-  if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0; /* overlong, surrogate */
-  if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0; /* overlong, > U+10FFFF */
-  return n;
-}
-
-/* Writes s for a terminal: control characters (C0, DEL, C1) and bytes that are not UTF-8 become
- * \xNN, so that a model file's metadata or a file name cannot drive the terminal. Returns the
- * number of bytes written. */
-static size_t put_visible(const char *s) {
-  size_t written = 0;
-  const unsigned char *c = (const unsigned char *)s;
-  while (*c) {
-    size_t n = utf8_length(c);
-    bool c1 = n == 2 && c[0] == 0xC2 && c[1] <= 0x9F;
-    if (n == 0 || *c < 0x20 || *c == 0x7F || c1) {
-      written += (size_t)printf("\\x%02x", c1 ? c[1] : c[0]);
-      c += c1 ? 2 : 1;
-    } else {
-      fwrite(c, 1, n, stdout);
-      written += n;
-      c += n;
-    }
-  }
-  return written;
-}
-
 static void print_text(const char *path, const trm_model *m, const st_file *file, uint64_t file_size,
                        const dtype_total *totals, size_t n_totals) {
   int64_t seq_len = cli_model_int(m, "seq_len"), vocab = cli_model_int(m, "vocab_size");
   int64_t params = cli_model_int(m, "param_count");
   fputs("model        ", stdout);
-  put_visible(path);
+  cli_text_string(stdout, path);
   putchar('\n');
   printf("file         %llu bytes, %zu tensors\n", (unsigned long long)file_size, file->n_tensors);
   for (size_t k = 0; k < n_totals; k++)
@@ -173,9 +141,9 @@ static void print_text(const char *path, const trm_model *m, const st_file *file
     if (!any_meta) printf("other metadata:\n");
     any_meta = true;
     fputs("  ", stdout);
-    for (size_t n = put_visible(key); n < 24; n++) putchar(' ');
+    for (size_t n = cli_text_string(stdout, key); n < 24; n++) putchar(' ');
     putchar(' ');
-    put_visible(file->meta[i].value);
+    cli_text_string(stdout, file->meta[i].value);
     putchar('\n');
   }
 }
