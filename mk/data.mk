@@ -10,7 +10,7 @@ CHECK_EXTRA += check-npy check-data
 .PHONY: check-npy check-data
 
 # TEST_CFLAGS and CHECK_LIBS are defined after this fragment: used in recipes only
-$(B)/tests/test_npy: tests/test_npy.c tools/common/npy.c tools/common/npy.h
+$(B)/tests/test_npy: tests/test_npy.c tools/common/npy.c tools/common/npy.h tools/common/whole_file.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) tests/test_npy.c tools/common/npy.c -o $@ $(CHECK_LIBS)
 
@@ -18,7 +18,7 @@ $(B)/tests/npy-fixtures/good.txt: tests/npy/make_fixtures.py
 	@rm -rf $(dir $@)
 	$(PYTHON) tests/npy/make_fixtures.py $(dir $@)
 
-$(B)/tests/test_data_npydump: tests/cli/test_data_npydump.c tools/common/npy.c tools/common/npy.h
+$(B)/tests/test_data_npydump: tests/cli/test_data_npydump.c tools/common/npy.c tools/common/npy.h tools/common/whole_file.h
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) $(CFLAGS) tests/cli/test_data_npydump.c tools/common/npy.c -o $@
 

@@ -26,7 +26,7 @@ fuzz_srcs_session := tests/model_builder.c
 fuzz_srcs_safetensors_header :=
 fuzz_srcs_npy := tools/common/npy.c
 fuzz_hdrs_session := tests/model_builder.h
-fuzz_hdrs_npy := tools/common/npy.h
+fuzz_hdrs_npy := tools/common/npy.h tools/common/whole_file.h
 
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(B)/fuzz/obj/%.o)
 

@@ -400,7 +400,7 @@ int npy_write(const char *path, npy_dtype dtype, int ndim, const int64_t *shape,
     }
   }
   if (ok && used) ok = fwrite(buf, 1, used, fp) == used;
-  int failed = whole_file_commit(fp, tmp, path); /* a failed fwrite above leaves the stream's error set */
+  int failed = whole_file_commit(fp, tmp, path, ok ? 0 : errno ? errno : EIO);
   if (failed) return failf(err, err_len, path, "write failed: %s", strerror(failed));
   return 0;
 }

@@ -7,7 +7,6 @@
 
 /* needs fileno and fsync: the including file defines _POSIX_C_SOURCE 200809L before any header */
 #include <errno.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,24 +33,19 @@ static inline FILE *whole_file_open(const char *path, char **tmp) {
   return fp;
 }
 
-/* Flushes, syncs and closes FP and renames TMP over PATH; on any failure (a write error the
- * stream recorded included) removes TMP instead. Frees TMP. Returns 0 or the errno value of the
- * failure (EIO when there was none). */
-static inline int whole_file_commit(FILE *fp, char *tmp, const char *path) {
-  errno = 0;
-  bool ok = ferror(fp) == 0 && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-  int saved = errno;
-  if (fclose(fp) != 0 && ok) {
-    ok = false;
-    saved = errno;
-  }
-  if (ok && rename(tmp, path) != 0) {
-    ok = false;
-    saved = errno;
-  }
-  if (!ok) remove(tmp);
+/* Flushes, syncs and closes FP and renames TMP over PATH; on any failure removes TMP instead.
+ * WRITE_ERROR is the errno of a write the caller saw fail (0: none), which makes it a failure
+ * and is what gets reported; a stream error without it reports EIO. Frees TMP. Returns 0 or
+ * the errno value of the first failure. */
+static inline int whole_file_commit(FILE *fp, char *tmp, const char *path, int write_error) {
+  int failed = write_error;
+  if (!failed && ferror(fp)) failed = EIO;
+  if (!failed && (fflush(fp) != 0 || fsync(fileno(fp)) != 0)) failed = errno ? errno : EIO;
+  if (fclose(fp) != 0 && !failed) failed = errno ? errno : EIO;
+  if (!failed && rename(tmp, path) != 0) failed = errno ? errno : EIO;
+  if (failed) remove(tmp);
   free(tmp);
-  return ok ? 0 : saved ? saved : EIO;
+  return failed;
 }
 
 #endif

@@ -318,7 +318,7 @@ static FILE *open_tmp(const char *path, char **tmp) {
 }
 
 static int commit_tmp(FILE *fp, char *tmp, const char *path) {
-  int failed = whole_file_commit(fp, tmp, path);
+  int failed = whole_file_commit(fp, tmp, path, 0);
   return failed ? io_error(path, strerror(failed)) : 0;
 }
 
